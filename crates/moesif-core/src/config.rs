@@ -1,0 +1,284 @@
+//! Plugin configuration: one JSON document accepted by both the filter and the shipper.
+//!
+//! The keys of the public Moesif Envoy plugin v0.4.0 keep their names, types and defaults so that
+//! a config copied from its README keeps working. Every struct field below is a documented option.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Validated plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Moesif Application Id, sent as `X-Moesif-Application-Id`. Required.
+    pub moesif_application_id: String,
+    /// Request header whose value becomes the event's `user_id`.
+    pub user_id_header: Option<String>,
+    /// Request header whose value becomes the event's `company_id`.
+    pub company_id_header: Option<String>,
+    /// A batch is sent as soon as it holds this many events.
+    pub batch_max_size: usize,
+    /// Milliseconds a non-empty batch may wait before it is sent anyway.
+    pub batch_max_wait: u64,
+    /// Envoy cluster that reaches the Moesif Collector API.
+    pub upstream: String,
+    /// Host sent as `:authority` to the collector.
+    pub base_uri: String,
+    /// Log every batch sent (the application id is never logged in full).
+    pub debug: bool,
+    /// Milliseconds to wait for the collector to answer a batch.
+    pub connection_timeout: u64,
+    /// Bytes of each request and response body held for capture; larger bodies are not shipped,
+    /// only their size. 0 disables body capture.
+    pub max_body_size: usize,
+    /// Name of the shared queue between the filters and the shipper.
+    pub queue_name: String,
+    /// vm_id of the shipper that registered the queue; `None` means the filter's own vm_id.
+    pub queue_vm_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            moesif_application_id: String::new(),
+            user_id_header: None,
+            company_id_header: None,
+            batch_max_size: 100,
+            batch_max_wait: 2000,
+            upstream: "moesif_api".into(),
+            base_uri: "api.moesif.net".into(),
+            debug: false,
+            connection_timeout: 5000,
+            max_body_size: 100_000,
+            queue_name: "moesif_events".into(),
+            queue_vm_id: None,
+        }
+    }
+}
+
+/// Every key [`Config`] understands; anything else is reported as a warning.
+const KNOWN_KEYS: &[&str] = &[
+    "moesif_application_id",
+    "user_id_header",
+    "company_id_header",
+    "batch_max_size",
+    "batch_max_wait",
+    "upstream",
+    "base_uri",
+    "debug",
+    "connection_timeout",
+    "max_body_size",
+    "queue_name",
+    "queue_vm_id",
+];
+
+/// Why a configuration was rejected; always names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid plugin config: key `{}`: {}",
+            self.key, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A parsed config and the warnings (unknown keys) found on the way.
+#[derive(Debug)]
+pub struct Parsed {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration bytes (a JSON object).
+    pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
+        let mut value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| err("(root)", format!("not valid JSON: {e}")))?;
+        // Some control planes deliver the JSON object itself as a JSON string.
+        if let Some(inner) = value.as_str() {
+            value = serde_json::from_str(inner)
+                .map_err(|e| err("(root)", format!("string is not valid JSON: {e}")))?;
+        }
+        let object = value
+            .as_object()
+            .ok_or_else(|| err("(root)", "expected a JSON object"))?;
+        let warnings = object
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|k| format!("unknown config key `{k}` ignored"))
+            .collect();
+        let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let key = e.path().to_string();
+            err(&key, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(Parsed { config, warnings })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.moesif_application_id.trim().is_empty() {
+            return Err(err(
+                "moesif_application_id",
+                "is required and must not be empty",
+            ));
+        }
+        if !(1..=10_000).contains(&self.batch_max_size) {
+            return Err(err("batch_max_size", "must be between 1 and 10000"));
+        }
+        if !(1..=600_000).contains(&self.batch_max_wait) {
+            return Err(err("batch_max_wait", "must be between 1 and 600000 ms"));
+        }
+        if !(1..=600_000).contains(&self.connection_timeout) {
+            return Err(err("connection_timeout", "must be between 1 and 600000 ms"));
+        }
+        if self.max_body_size > 10_000_000 {
+            return Err(err("max_body_size", "must be at most 10000000 bytes"));
+        }
+        for (key, value) in [
+            ("upstream", &self.upstream),
+            ("base_uri", &self.base_uri),
+            ("queue_name", &self.queue_name),
+        ] {
+            if value.trim().is_empty() {
+                return Err(err(key, "must not be empty"));
+            }
+        }
+        for (key, value) in [
+            ("user_id_header", &self.user_id_header),
+            ("company_id_header", &self.company_id_header),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(err(key, "must not be empty when set"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The application id with all but its first and last 4 characters masked, for logs.
+    pub fn masked_application_id(&self) -> String {
+        let id = &self.moesif_application_id;
+        let n = id.chars().count();
+        if n <= 8 {
+            return "*".repeat(n);
+        }
+        id.chars()
+            .enumerate()
+            .map(|(i, c)| if i < 4 || i >= n - 4 { c } else { '*' })
+            .collect()
+    }
+
+    /// Header names are matched lower-case, as Envoy stores them.
+    pub fn user_header(&self) -> Option<String> {
+        self.user_id_header.as_ref().map(|h| h.to_ascii_lowercase())
+    }
+
+    /// See [`Config::user_header`].
+    pub fn company_header(&self) -> Option<String> {
+        self.company_id_header
+            .as_ref()
+            .map(|h| h.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v040_readme_config_parses_with_defaults() {
+        let json = br#"{
+            "moesif_application_id":"eyJhcHAiOiIxMjM0NTY3ODkiLCJ2ZXIiOiIyLjAifQ",
+            "user_id_header":"X-User-Example-Header",
+            "company_id_header":"X-Company-Example-Header",
+            "upstream": "moesif_api"
+        }"#;
+        let parsed = Config::parse(json).unwrap();
+        let c = parsed.config;
+        assert!(parsed.warnings.is_empty());
+        assert_eq!(c.user_header().as_deref(), Some("x-user-example-header"));
+        assert_eq!(
+            c.company_header().as_deref(),
+            Some("x-company-example-header")
+        );
+        assert_eq!(c.batch_max_size, 100);
+        assert_eq!(c.batch_max_wait, 2000);
+        assert_eq!(c.connection_timeout, 5000);
+        assert_eq!(c.base_uri, "api.moesif.net");
+        assert_eq!(c.max_body_size, 100_000);
+        assert_eq!(c.queue_name, "moesif_events");
+        assert_eq!(c.queue_vm_id, None);
+        assert!(!c.debug);
+    }
+
+    #[test]
+    fn missing_app_id_names_the_key() {
+        let e = Config::parse(br#"{"upstream":"x"}"#).unwrap_err();
+        assert_eq!(e.key, "moesif_application_id");
+        assert!(e.to_string().contains("`moesif_application_id`"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e =
+            Config::parse(br#"{"moesif_application_id":"a","batch_max_size":"ten"}"#).unwrap_err();
+        assert_eq!(e.key, "batch_max_size");
+        assert!(e.reason.contains("invalid type"), "{}", e.reason);
+        let e = Config::parse(br#"{"moesif_application_id":"a","debug":1}"#).unwrap_err();
+        assert_eq!(e.key, "debug");
+    }
+
+    #[test]
+    fn out_of_range_names_the_key() {
+        let e = Config::parse(br#"{"moesif_application_id":"a","batch_max_size":0}"#).unwrap_err();
+        assert_eq!(e.key, "batch_max_size");
+        let e = Config::parse(br#"{"moesif_application_id":"a","upstream":" "}"#).unwrap_err();
+        assert_eq!(e.key, "upstream");
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let p = Config::parse(br#"{"moesif_application_id":"a","sampel_rate":5}"#).unwrap();
+        assert_eq!(p.warnings, vec!["unknown config key `sampel_rate` ignored"]);
+    }
+
+    #[test]
+    fn json_in_a_string_is_accepted() {
+        let p = Config::parse(br#""{\"moesif_application_id\":\"a\"}""#).unwrap();
+        assert_eq!(p.config.moesif_application_id, "a");
+    }
+
+    #[test]
+    fn not_json_is_rejected() {
+        let e = Config::parse(b"moesif_application_id: a").unwrap_err();
+        assert_eq!(e.key, "(root)");
+        let e = Config::parse(b"[1]").unwrap_err();
+        assert_eq!(e.key, "(root)");
+    }
+
+    #[test]
+    fn app_id_is_masked() {
+        let mut c = Config {
+            moesif_application_id: "abcdefghijklmnop".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.masked_application_id(), "abcd********mnop");
+        c.moesif_application_id = "short".into();
+        assert_eq!(c.masked_application_id(), "*****");
+    }
+}

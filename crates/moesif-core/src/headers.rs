@@ -1,0 +1,197 @@
+//! Header handling: pseudo-headers, the Moesif header map, and the client's IP.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::net::{IpAddr, SocketAddr};
+
+/// The request line carried by HTTP/2-style pseudo-headers (Envoy uses them for every protocol).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RequestLine {
+    pub method: String,
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+}
+
+/// Splits pseudo-headers off `headers`, returning the request line; regular headers stay.
+pub fn take_request_line(headers: &mut Vec<(String, String)>) -> RequestLine {
+    let mut line = RequestLine::default();
+    headers.retain_mut(|(name, value)| {
+        let slot = match name.as_str() {
+            ":method" => &mut line.method,
+            ":scheme" => &mut line.scheme,
+            ":authority" => &mut line.authority,
+            ":path" => &mut line.path,
+            n => return !n.starts_with(':'),
+        };
+        *slot = std::mem::take(value);
+        false
+    });
+    line
+}
+
+/// Splits pseudo-headers off response `headers`, returning `:status` if it parses.
+pub fn take_status(headers: &mut Vec<(String, String)>) -> Option<u16> {
+    let mut status = None;
+    headers.retain(|(name, value)| {
+        if name == ":status" {
+            status = value.parse().ok();
+        }
+        !name.starts_with(':')
+    });
+    status
+}
+
+/// The first value of header `name` (already lower-case), trimmed, if not empty.
+pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Serializes as a JSON object with lower-case names; repeated headers joined with ", ".
+pub struct HeaderMap<'a>(pub &'a [(String, String)]);
+
+impl Serialize for HeaderMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut merged: Vec<(String, String)> = Vec::with_capacity(self.0.len());
+        for (name, value) in self.0 {
+            let name = name.to_ascii_lowercase();
+            match merged.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => {
+                    v.push_str(", ");
+                    v.push_str(value);
+                }
+                None => merged.push((name, value.clone())),
+            }
+        }
+        let mut map = serializer.serialize_map(Some(merged.len()))?;
+        for (n, v) in &merged {
+            map.serialize_entry(n, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Headers that proxies and CDNs use to carry the original client address, most trusted first.
+const CLIENT_IP_HEADERS: &[&str] = &[
+    "x-client-ip",
+    "x-forwarded-for",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "true-client-ip",
+    "x-real-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "forwarded",
+];
+
+/// The client's IP: the first valid IP in the forwarding headers, else the peer address.
+pub fn client_ip(headers: &[(String, String)], peer: &str) -> Option<String> {
+    CLIENT_IP_HEADERS
+        .iter()
+        .filter_map(|h| find(headers, h))
+        .flat_map(|v| v.split(','))
+        .find_map(parse_forwarded_ip)
+        .or_else(|| parse_ip(peer))
+        .map(|ip| ip.to_string())
+}
+
+/// An IP from `ip`, `ip:port`, `[v6]:port`, or a `Forwarded` element like `for="[v6]:port"`.
+fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
+    let item = item.trim();
+    let item = item
+        .split(';')
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case("for").then_some(v)
+        })
+        .unwrap_or(item);
+    parse_ip(item.trim().trim_matches('"'))
+}
+
+/// An IP from `ip`, `ip:port` or `[v6]:port`.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            s.strip_prefix('[')
+                .and_then(|r| r.split(']').next())
+                .and_then(|v| v.parse().ok())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn request_line_is_split_off() {
+        let mut hs = h(&[
+            (":authority", "api.acme.com"),
+            (":path", "/items?x=1"),
+            (":method", "GET"),
+            (":scheme", "https"),
+            ("accept", "*/*"),
+            (":protocol", "websocket"),
+        ]);
+        let line = take_request_line(&mut hs);
+        assert_eq!(line.method, "GET");
+        assert_eq!(line.scheme, "https");
+        assert_eq!(line.authority, "api.acme.com");
+        assert_eq!(line.path, "/items?x=1");
+        assert_eq!(hs, h(&[("accept", "*/*")]));
+    }
+
+    #[test]
+    fn status_is_split_off() {
+        let mut hs = h(&[(":status", "404"), ("content-type", "text/plain")]);
+        assert_eq!(take_status(&mut hs), Some(404));
+        assert_eq!(hs, h(&[("content-type", "text/plain")]));
+    }
+
+    #[test]
+    fn header_map_joins_repeats_and_lowercases() {
+        let hs = h(&[("Set-Cookie", "a=1"), ("x-a", "1"), ("set-cookie", "b=2")]);
+        let json = serde_json::to_string(&HeaderMap(&hs)).unwrap();
+        assert_eq!(json, r#"{"set-cookie":"a=1, b=2","x-a":"1"}"#);
+    }
+
+    #[test]
+    fn client_ip_prefers_forwarding_headers() {
+        let hs = h(&[("x-forwarded-for", "unknown, 203.0.113.7, 10.0.0.1")]);
+        assert_eq!(
+            client_ip(&hs, "127.0.0.1:4000").as_deref(),
+            Some("203.0.113.7")
+        );
+        let hs = h(&[("forwarded", r#"for="[2001:db8::1]:4711";proto=https"#)]);
+        assert_eq!(
+            client_ip(&hs, "127.0.0.1:4000").as_deref(),
+            Some("2001:db8::1")
+        );
+        let hs = h(&[("x-real-ip", "198.51.100.2")]);
+        assert_eq!(client_ip(&hs, "").as_deref(), Some("198.51.100.2"));
+    }
+
+    #[test]
+    fn client_ip_falls_back_to_peer() {
+        let hs = h(&[("x-forwarded-for", "garbage")]);
+        assert_eq!(
+            client_ip(&hs, "127.0.0.1:4000").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(client_ip(&[], "[::1]:4000").as_deref(), Some("::1"));
+        assert_eq!(client_ip(&[], "").as_deref(), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! Host-independent core of the Moesif Envoy plugin: everything that does not call the proxy.
+//! The cdylib glue (`moesif-envoy-wasm`) only adapts host calls to these types.
+
+pub mod batch;
+pub mod body;
+pub mod config;
+pub mod event;
+pub mod headers;
+pub mod ids;
+pub mod ratelimit;
+pub mod record;
+pub mod shipper;
+pub mod stats;
+pub mod time;
