@@ -1,0 +1,162 @@
+//! The real Envoy, configured from `envoy/local.yaml` with ephemeral ports.
+
+use crate::client::Client;
+use crate::process::{wait_for, Proc};
+use crate::{envoy_bin, root, wasm_path};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Which blocks of `envoy/local.yaml` to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Filter plus singleton shipper.
+    Singleton,
+    /// Filter only: each worker ships by itself (a v0.4.0-style config).
+    Fallback,
+    /// No plugin at all.
+    Baseline,
+}
+
+/// The filter config the tests and the demo use unless they say otherwise.
+pub const DEFAULT_FILTER_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id", "user_id_header": "X-User-Id", "company_id_header": "X-Company-Id", "batch_max_wait": 1000}"#;
+
+/// Renders `envoy/local.yaml` for `mode`.
+pub fn render(mode: Mode, filter_config: &str, upstream_port: u16, collector_port: u16) -> String {
+    let template = std::fs::read_to_string(root().join("envoy/local.yaml")).unwrap();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in template.lines() {
+        let t = line.trim();
+        let cut = |block: &str| match mode {
+            Mode::Singleton => false,
+            Mode::Fallback => block == "shipper",
+            Mode::Baseline => true,
+        };
+        if let Some(block) = t.strip_prefix("# BEGIN ") {
+            skipping = cut(block);
+            continue;
+        }
+        if t.starts_with("# END ") {
+            skipping = false;
+            continue;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.replace("{{ADMIN_PORT}}", "0")
+        .replace("{{LISTEN_PORT}}", "0")
+        .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
+        .replace("{{COLLECTOR_PORT}}", &collector_port.to_string())
+        .replace("{{WASM}}", &wasm_path().display().to_string())
+        .replace("{{FILTER_CONFIG}}", filter_config)
+}
+
+pub struct Envoy {
+    pub proc: Proc,
+    pub admin: String,
+    pub port: u16,
+    pub log: PathBuf,
+    client: Client,
+}
+
+/// Starts Envoy on `config` (a rendered YAML) and waits until its listener is up.
+pub fn start(dir: &Path, config: &str) -> Envoy {
+    let cfg = dir.join("envoy.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let admin_file = dir.join("admin.addr");
+    let log = dir.join("envoy.log");
+    let mut cmd = Command::new(envoy_bin());
+    cmd.arg("-c")
+        .arg(&cfg)
+        .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+        .arg("--admin-address-path")
+        .arg(&admin_file);
+    let mut proc = Proc::spawn("envoy", cmd, &log);
+    let admin = wait_for("envoy admin address", Duration::from_secs(30), || {
+        if let Some(status) = proc.try_wait() {
+            panic!("envoy exited ({status}):\n{}", tail(&log));
+        }
+        std::fs::read_to_string(&admin_file)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    });
+    let client = Client::new();
+    let admin = format!("http://{}", admin.trim());
+    let port = wait_for("envoy listener", Duration::from_secs(30), || {
+        let r = client.get(&format!("{admin}/listeners?format=json"), &[]);
+        let v: Value = serde_json::from_slice(&r.body).ok()?;
+        v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .map(|p| p as u16)
+    });
+    wait_for("envoy LIVE", Duration::from_secs(30), || {
+        let r = client.get(&format!("{admin}/ready"), &[]);
+        (r.status == 200).then_some(())
+    });
+    Envoy {
+        proc,
+        admin,
+        port,
+        log,
+        client,
+    }
+}
+
+/// The last 60 lines of a log, for failure messages.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+impl Envoy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The plugin's counters (`wasmcustom.moesif_*`), by name without the prefix.
+    pub fn plugin_stats(&self) -> BTreeMap<String, u64> {
+        let r = self.client.get(
+            &format!("{}/stats?format=json&filter=wasmcustom", self.admin),
+            &[],
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let name = s["name"].as_str()?.strip_prefix("wasmcustom.")?;
+                Some((name.to_string(), s["value"].as_u64()?))
+            })
+            .collect()
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.plugin_stats().get(name).copied().unwrap_or(0)
+    }
+
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+/// Runs `envoy --mode validate` on a config file; returns (success, output).
+pub fn validate(config: &Path) -> (bool, String) {
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

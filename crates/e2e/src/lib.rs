@@ -1,0 +1,58 @@
+//! End-to-end harness shared by the tests and `cargo xtask demo`: starts the real processes on
+//! 127.0.0.1 with ephemeral ports and talks to them over HTTP. Panics are fine here (test code);
+//! every panic message says what was being waited for.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod client;
+pub mod envoy;
+pub mod process;
+pub mod services;
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The plugin as `cargo xtask build` leaves it.
+pub fn wasm_path() -> PathBuf {
+    std::env::var_os("MOESIF_WASM").map_or_else(
+        || root().join("target/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm"),
+        PathBuf::from,
+    )
+}
+
+/// `ENVOY_BIN`, else the Envoy that `cargo xtask setup` installed into `.venv/`.
+pub fn envoy_bin() -> PathBuf {
+    std::env::var_os("ENVOY_BIN").map_or_else(|| root().join(".venv/bin/envoy"), PathBuf::from)
+}
+
+/// A binary of the `collector` crate, built in release mode by `cargo xtask build`.
+pub fn tool_bin(name: &str) -> PathBuf {
+    let p = root().join("target/release").join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo xtask build` first",
+        p.display()
+    );
+    p
+}
+
+/// A fresh scratch directory under target/e2e for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = root()
+        .join("target/e2e")
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,72 @@
+//! The sample upstream and the local collector, as real processes.
+
+use crate::client::Client;
+use crate::process::Proc;
+use crate::tool_bin;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+pub struct Upstream {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+pub fn start_upstream(dir: &Path) -> Upstream {
+    let mut cmd = Command::new(tool_bin("sample-upstream"));
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let (proc, addr) = Proc::spawn_listening("sample-upstream", cmd, &dir.join("upstream.log"));
+    Upstream {
+        proc,
+        port: port_of(&addr),
+    }
+}
+
+pub struct Collector {
+    pub proc: Proc,
+    pub port: u16,
+    client: Client,
+}
+
+pub fn start_collector(dir: &Path) -> Collector {
+    let mut cmd = Command::new(tool_bin("moesif-collector"));
+    cmd.args(["--listen", "127.0.0.1:0", "--events-file"])
+        .arg(dir.join("events.jsonl"));
+    let (proc, addr) = Proc::spawn_listening("moesif-collector", cmd, &dir.join("collector.log"));
+    Collector {
+        proc,
+        port: port_of(&addr),
+        client: Client::new(),
+    }
+}
+
+impl Collector {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every stored event, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        let r = self.client.get(&self.url("/_collector/events"), &[]);
+        assert_eq!(r.status, 200, "collector events: {}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> Value {
+        let r = self.client.get(&self.url("/_collector/stats"), &[]);
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    /// Number of events stored so far.
+    pub fn event_count(&self) -> u64 {
+        self.stats()["events"].as_u64().unwrap_or(0)
+    }
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap()
+}
