@@ -43,17 +43,27 @@ pub fn render(mode: Mode, filter_config: &str, upstream_port: u16, collector_por
             skipping = false;
             continue;
         }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
+        if skipping {
+            continue;
         }
+        if t == "{{FILTER_CONFIG}}" {
+            // Inside a YAML block scalar: every line of the JSON needs the same indent.
+            let indent = &line[..line.len() - line.trim_start().len()];
+            for l in filter_config.lines() {
+                out.push_str(indent);
+                out.push_str(l.trim_start());
+                out.push('\n');
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
     }
     out.replace("{{ADMIN_PORT}}", "0")
         .replace("{{LISTEN_PORT}}", "0")
         .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
         .replace("{{COLLECTOR_PORT}}", &collector_port.to_string())
         .replace("{{WASM}}", &wasm_path().display().to_string())
-        .replace("{{FILTER_CONFIG}}", filter_config)
 }
 
 pub struct Envoy {
