@@ -1,0 +1,77 @@
+//! A local Moesif-compatible Collector API: stores what the plugin ships and can inject
+//! faults, so the plugin can be tested without the real Moesif. See `collector::api`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use collector::api::{router, Collector};
+use collector::app_config::AppConfig;
+use collector::cli::parse_flags;
+use collector::faults::FaultSpec;
+use collector::serve::{announce, serve};
+use collector::store::Store;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const USAGE: &str = "usage: moesif-collector [--listen ADDR] [--events-file PATH] \
+[--app-config PATH] [--faults JSON]
+  --listen ADDR        address to bind (default 127.0.0.1:8088; port 0 picks a free port)
+  --events-file PATH   JSON-lines file every accepted event is appended to
+                       (default moesif-events.jsonl)
+  --app-config PATH    JSON served at GET /v1/config (default: sample everything, no rules)
+  --faults JSON        initial fault spec, as POSTed to /_collector/faults
+Prints `LISTENING <addr>` once bound; exits on SIGTERM/SIGINT.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("moesif-collector: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let flags = parse_flags(args, &["listen", "events-file", "app-config", "faults"])
+        .map_err(|e| format!("{e}\n{USAGE}"))?;
+    let listen = flags.get("listen").map_or("127.0.0.1:8088", String::as_str);
+    let events_file = flags
+        .get("events-file")
+        .map_or("moesif-events.jsonl", String::as_str);
+    let config = match flags.get("app-config") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {path}: {e}"))
+            .and_then(|json| AppConfig::parse(&json))?,
+        None => AppConfig::default(),
+    };
+    let faults = flags
+        .get("faults")
+        .map(|json| FaultSpec::parse(json.as_bytes()))
+        .transpose()?;
+    let store =
+        Store::open(Path::new(events_file)).map_err(|e| format!("opening {events_file}: {e}"))?;
+
+    let (refusals, refusals_rx) = mpsc::unbounded_channel();
+    let collector = Collector::new(store, config, refusals);
+    if let Some(spec) = faults {
+        // A refusal starts once the accept loop below runs; no need to wait for it.
+        let _ = collector.apply_faults(&spec);
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("binding {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    announce(addr).map_err(|e| e.to_string())?;
+    let service = TowerToHyperService::new(router(collector));
+    serve(listener, service, Some(refusals_rx))
+        .await
+        .map_err(|e| e.to_string())
+}

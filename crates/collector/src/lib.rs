@@ -1,0 +1,16 @@
+//! Local test tools for the Moesif Envoy plugin.
+//!
+//! Two binaries are built on this library: `moesif-collector`, a stand-in for the Moesif
+//! Collector API that records what the plugin ships and can inject faults, and
+//! `sample-upstream`, a fast API for the plugin to sit in front of. Both bind 127.0.0.1 by
+//! default and speak plain HTTP/1.1, so tests never need TLS or the real Moesif.
+
+pub mod api;
+pub mod app_config;
+pub mod cli;
+pub mod decode;
+pub mod faults;
+pub mod serve;
+pub mod store;
+pub mod upstream;
+pub mod validate;

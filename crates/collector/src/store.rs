@@ -1,0 +1,218 @@
+//! What the collector received: the events (in memory and in a JSON-lines file) and the
+//! counters tests assert on, such as duplicates from retries.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// How many duplicated transaction ids the stats list, to keep them readable.
+const MAX_LISTED_DUPLICATES: usize = 100;
+
+/// Query of `GET /_collector/events`: exact-match filters, then the last `limit` events.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    pub transaction_id: Option<String>,
+    pub user_id: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// Why an event POST was turned away, for the `rejected` counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Any 4xx the request earned itself (401, 400, 413).
+    Status(u16),
+    /// An injected fault.
+    Fault,
+}
+
+/// The accepted events and the counters about them.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    file: File,
+    events: Vec<Value>,
+    seen_transaction_ids: HashSet<String>,
+    duplicate_events: u64,
+    duplicate_transaction_ids: Vec<String>,
+    batches: u64,
+    rejected: BTreeMap<String, u64>,
+    bytes_wire: u64,
+    bytes_raw: u64,
+    last_headers: BTreeMap<String, String>,
+    config_requests: u64,
+}
+
+impl Store {
+    /// Opens (creating, appending to) the events file, so a run never loses an earlier one's.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            path: path.to_owned(),
+            file: OpenOptions::new().create(true).append(true).open(path)?,
+            events: Vec::new(),
+            seen_transaction_ids: HashSet::new(),
+            duplicate_events: 0,
+            duplicate_transaction_ids: Vec::new(),
+            batches: 0,
+            rejected: BTreeMap::new(),
+            bytes_wire: 0,
+            bytes_raw: 0,
+            last_headers: BTreeMap::new(),
+            config_requests: 0,
+        })
+    }
+
+    /// Records one accepted request: its events go to the file first, so memory never holds
+    /// what the file lacks.
+    pub fn accept(
+        &mut self,
+        events: Vec<Value>,
+        headers: BTreeMap<String, String>,
+        bytes_wire: usize,
+        bytes_raw: usize,
+    ) -> io::Result<()> {
+        let mut lines = Vec::new();
+        for event in &events {
+            serde_json::to_writer(&mut lines, event)?;
+            lines.push(b'\n');
+        }
+        self.file.write_all(&lines)?;
+        for event in events {
+            if let Some(id) = event.get("transaction_id").and_then(Value::as_str) {
+                if !self.seen_transaction_ids.insert(id.to_owned()) {
+                    self.duplicate_events += 1;
+                    if self.duplicate_transaction_ids.len() < MAX_LISTED_DUPLICATES
+                        && !self.duplicate_transaction_ids.iter().any(|d| d == id)
+                    {
+                        self.duplicate_transaction_ids.push(id.to_owned());
+                    }
+                }
+            }
+            self.events.push(event);
+        }
+        self.batches += 1;
+        self.bytes_wire += bytes_wire as u64;
+        self.bytes_raw += bytes_raw as u64;
+        self.last_headers = headers;
+        Ok(())
+    }
+
+    /// Counts a refused event POST.
+    pub fn reject(&mut self, why: Rejection) {
+        let key = match why {
+            Rejection::Status(status) => status.to_string(),
+            Rejection::Fault => "fault".to_owned(),
+        };
+        *self.rejected.entry(key).or_default() += 1;
+    }
+
+    /// Counts a `GET /v1/config`, so tests can see the plugin refetch on an ETag change.
+    pub fn count_config_request(&mut self) {
+        self.config_requests += 1;
+    }
+
+    /// The stored events matching `filter`, oldest first.
+    pub fn events(&self, filter: &EventFilter) -> Vec<&Value> {
+        let matches = |event: &&Value, field: &str, wanted: &Option<String>| {
+            wanted
+                .as_deref()
+                .is_none_or(|wanted| event.get(field).and_then(Value::as_str) == Some(wanted))
+        };
+        let found: Vec<&Value> = self
+            .events
+            .iter()
+            .filter(|e| matches(e, "transaction_id", &filter.transaction_id))
+            .filter(|e| matches(e, "user_id", &filter.user_id))
+            .collect();
+        let skip = filter
+            .limit
+            .map_or(0, |limit| found.len().saturating_sub(limit));
+        found.into_iter().skip(skip).collect()
+    }
+
+    /// The counters as served by `GET /_collector/stats`.
+    pub fn stats(&self) -> Value {
+        let mut rejected = self.rejected.clone();
+        for key in ["401", "400", "fault"] {
+            rejected.entry(key.to_owned()).or_default();
+        }
+        json!({
+            "events": self.events.len(),
+            "unique_transaction_ids": self.seen_transaction_ids.len(),
+            "duplicate_events": self.duplicate_events,
+            "duplicate_transaction_ids": self.duplicate_transaction_ids,
+            "batches": self.batches,
+            "rejected": rejected,
+            "bytes_wire": self.bytes_wire,
+            "bytes_raw": self.bytes_raw,
+            "last_headers": self.last_headers,
+            "config_requests": self.config_requests,
+        })
+    }
+
+    /// Forgets everything, including the events file's content, so test phases start clean.
+    pub fn clear(&mut self) -> io::Result<()> {
+        let fresh = Self::open(&self.path)?;
+        fresh.file.set_len(0)?;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{json, Value};
+
+    use super::{EventFilter, Rejection, Store};
+
+    fn event(tx: &str, user: &str) -> Value {
+        json!({"transaction_id": tx, "user_id": user, "request": {}})
+    }
+
+    #[test]
+    fn counts_duplicates_and_filters() -> std::io::Result<()> {
+        let path =
+            std::env::temp_dir().join(format!("collector-store-{}.jsonl", std::process::id()));
+        let mut store = Store::open(&path)?;
+        store.accept(
+            vec![event("a", "u1"), event("b", "u2")],
+            BTreeMap::new(),
+            10,
+            20,
+        )?;
+        store.accept(
+            vec![event("a", "u1"), event("a", "u1")],
+            BTreeMap::new(),
+            5,
+            7,
+        )?;
+        store.reject(Rejection::Status(413));
+        let stats = store.stats();
+        assert_eq!(stats["events"], 4);
+        assert_eq!(stats["unique_transaction_ids"], 2);
+        assert_eq!(stats["duplicate_events"], 2);
+        assert_eq!(stats["duplicate_transaction_ids"], json!(["a"]));
+        assert_eq!(stats["bytes_wire"], 15);
+        assert_eq!(
+            stats["rejected"],
+            json!({"400": 0, "401": 0, "413": 1, "fault": 0})
+        );
+        let filter = EventFilter {
+            user_id: Some("u1".to_owned()),
+            limit: Some(2),
+            ..EventFilter::default()
+        };
+        assert_eq!(store.events(&filter).len(), 2);
+        assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 4);
+        store.clear()?;
+        assert_eq!(store.stats()["events"], 0);
+        assert_eq!(std::fs::read_to_string(&path)?, "");
+        std::fs::remove_file(&path)
+    }
+}

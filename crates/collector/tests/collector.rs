@@ -1,0 +1,435 @@
+//! Runs the real `moesif-collector` binary and checks its API end to end.
+
+mod common;
+
+use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{eventually, get, post, send, Reply, Server, TestResult};
+use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+use flate2::Compression;
+use serde_json::{json, Value};
+
+const APP_ID: &str = "test-app";
+
+fn event(transaction_id: &str, user_id: &str) -> Value {
+    json!({
+        "transaction_id": transaction_id,
+        "user_id": user_id,
+        "request": {
+            "time": "2024-10-30T04:45:42.914Z",
+            "uri": "https://api.acme.com/items?page=2",
+            "verb": "GET",
+            "headers": {"accept": "application/json"}
+        },
+        "response": {"time": "2024-10-30T04:45:42.950Z", "status": 200}
+    })
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+/// POSTs `body` to `path` with the app id and the given `Content-Encoding`.
+fn post_events(
+    server: &Server,
+    path: &str,
+    body: &[u8],
+    encoding: Option<&str>,
+) -> Result<Reply, Box<dyn std::error::Error>> {
+    let mut request = ureq::post(&server.url(path))
+        .set("X-Moesif-Application-Id", APP_ID)
+        .set("Content-Type", "application/json")
+        .set("User-Agent", "collector-test/1.0");
+    if let Some(encoding) = encoding {
+        request = request.set("Content-Encoding", encoding);
+    }
+    send(request, body)
+}
+
+fn post_batch(server: &Server, events: &[Value]) -> Result<Reply, Box<dyn std::error::Error>> {
+    let body = gzip(&serde_json::to_vec(events)?)?;
+    post_events(server, "/v1/events/batch", &body, Some("gzip"))
+}
+
+fn stats(server: &Server) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(get(&server.url("/_collector/stats"))?.json()?)
+}
+
+fn set_faults(server: &Server, spec: &str) -> Result<Reply, Box<dyn std::error::Error>> {
+    post(&server.url("/_collector/faults"), spec.as_bytes())
+}
+
+#[test]
+fn gzip_batch_is_stored_with_stats_and_file() -> TestResult {
+    let (server, file) = Server::collector("gzip-batch", &[])?;
+    let events = [event("t1", "u1"), event("t2", "u2")];
+    let raw = serde_json::to_vec(&events)?;
+    let wire = gzip(&raw)?;
+    let reply = post_events(&server, "/v1/events/batch", &wire, Some("gzip"))?;
+    assert_eq!(reply.status, 201);
+    assert!(reply.body.is_empty());
+    let config = send(
+        ureq::get(&server.url("/v1/config")).set("X-Moesif-Application-Id", APP_ID),
+        b"",
+    )?;
+    assert_eq!(
+        reply.header("x-moesif-config-etag"),
+        config.header("x-moesif-config-etag")
+    );
+
+    assert_eq!(
+        get(&server.url("/_collector/events"))?.json()?,
+        json!(events)
+    );
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 2);
+    assert_eq!(stats["batches"], 1);
+    assert_eq!(stats["unique_transaction_ids"], 2);
+    assert_eq!(stats["duplicate_events"], 0);
+    assert_eq!(stats["bytes_wire"], wire.len());
+    assert_eq!(stats["bytes_raw"], raw.len());
+    assert_eq!(stats["rejected"], json!({"400": 0, "401": 0, "fault": 0}));
+    assert_eq!(stats["last_headers"]["content-encoding"], "gzip");
+    assert_eq!(stats["last_headers"]["x-moesif-application-id"], APP_ID);
+    assert_eq!(stats["last_headers"]["user-agent"], "collector-test/1.0");
+
+    let lines: Vec<Value> = std::fs::read_to_string(&file)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(json!(lines), json!(events));
+    Ok(())
+}
+
+#[test]
+fn deflate_plain_and_single_event_bodies_are_accepted() -> TestResult {
+    let (server, _) = Server::collector("encodings", &[])?;
+    let raw = serde_json::to_vec(&[event("z", "u")])?;
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+    zlib.write_all(&raw)?;
+    let mut deflate = DeflateEncoder::new(Vec::new(), Compression::default());
+    deflate.write_all(&raw)?;
+    for (body, encoding) in [
+        (zlib.finish()?, Some("deflate")),
+        (deflate.finish()?, Some("deflate")),
+        (raw.clone(), None),
+    ] {
+        assert_eq!(
+            post_events(&server, "/v1/events/batch", &body, encoding)?.status,
+            201
+        );
+    }
+    let single = serde_json::to_vec(&event("s", "u"))?;
+    assert_eq!(
+        post_events(&server, "/v1/events", &single, None)?.status,
+        201
+    );
+    // A single event must be an object, a batch an array.
+    assert_eq!(post_events(&server, "/v1/events", &raw, None)?.status, 400);
+    assert_eq!(
+        post_events(&server, "/v1/events/batch", &single, None)?.status,
+        400
+    );
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 4);
+    assert_eq!(stats["batches"], 4);
+    assert_eq!(stats["rejected"]["400"], 2);
+    Ok(())
+}
+
+#[test]
+fn missing_app_id_is_401_and_stores_nothing() -> TestResult {
+    let (server, _) = Server::collector("no-app-id", &[])?;
+    let body = serde_json::to_vec(&[event("t1", "u1")])?;
+    let reply = post(&server.url("/v1/events/batch"), &body)?;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.json()?["error"],
+        "missing X-Moesif-Application-Id header"
+    );
+    let empty_id = ureq::post(&server.url("/v1/events/batch")).set("X-Moesif-Application-Id", "");
+    assert_eq!(send(empty_id, &body)?.status, 401);
+    assert_eq!(get(&server.url("/v1/config"))?.status, 401);
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 0);
+    assert_eq!(stats["batches"], 0);
+    assert_eq!(stats["rejected"]["401"], 2);
+    Ok(())
+}
+
+#[test]
+fn bad_events_are_400_with_the_reason_and_nothing_is_stored() -> TestResult {
+    let (server, _) = Server::collector("bad-events", &[])?;
+    let mut no_uri = event("t2", "u");
+    if let Some(request) = no_uri["request"].as_object_mut() {
+        request.remove("uri");
+    }
+    let reply = post_batch(&server, &[event("t1", "u"), no_uri])?;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()?,
+        json!({"error": "event[1].request.uri: missing"})
+    );
+
+    let mut bad_status = event("t3", "u");
+    bad_status["response"]["status"] = json!("200");
+    let reply = post_batch(&server, &[bad_status])?;
+    assert_eq!(
+        reply.json()?["error"],
+        "event[0].response.status: must be an integer"
+    );
+
+    let mut bad_time = event("t4", "u");
+    bad_time["request"]["time"] = json!("yesterday");
+    let reply = post_batch(&server, &[bad_time])?;
+    assert_eq!(
+        reply.json()?["error"],
+        "event[0].request.time: not an ISO 8601 date-time: `yesterday`"
+    );
+
+    let reply = post_events(&server, "/v1/events/batch", b"not gzip", Some("gzip"))?;
+    assert_eq!(reply.status, 400);
+    let reply = post_events(&server, "/v1/events/batch", b"{", None)?;
+    assert_eq!(reply.status, 400);
+
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 0);
+    assert_eq!(stats["rejected"]["400"], 5);
+    assert_eq!(get(&server.url("/_collector/events"))?.json()?, json!([]));
+    Ok(())
+}
+
+#[test]
+fn config_is_served_with_a_stable_etag_that_follows_changes() -> TestResult {
+    let config_file = common::events_file("app-config").with_extension("json");
+    let config = json!({"sample_rate": 50, "user_sample_rate": {"u1": 10}});
+    std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
+    let path = config_file.to_str().ok_or("non-UTF-8 path")?;
+    let (server, _) = Server::collector("config", &["--app-config", path])?;
+    let fetch = || {
+        send(
+            ureq::get(&server.url("/v1/config")).set("X-Moesif-Application-Id", APP_ID),
+            b"",
+        )
+    };
+    let first = fetch()?;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json()?, config);
+    let etag = first
+        .header("x-moesif-config-etag")
+        .ok_or("no etag")?
+        .to_owned();
+    assert_eq!(etag.len(), 16);
+    assert_eq!(fetch()?.header("x-moesif-config-etag"), Some(etag.as_str()));
+
+    let changed = post(&server.url("/_collector/config"), br#"{"sample_rate": 10}"#)?;
+    let new_etag = changed.json()?["etag"]
+        .as_str()
+        .ok_or("no etag")?
+        .to_owned();
+    assert_ne!(new_etag, etag);
+    let second = fetch()?;
+    assert_eq!(second.json()?, json!({"sample_rate": 10}));
+    assert_eq!(
+        second.header("x-moesif-config-etag"),
+        Some(new_etag.as_str())
+    );
+    let batch = post_batch(&server, &[event("t", "u")])?;
+    assert_eq!(
+        batch.header("x-moesif-config-etag"),
+        Some(new_etag.as_str())
+    );
+    assert_eq!(stats(&server)?["config_requests"], 3);
+    Ok(())
+}
+
+#[test]
+fn events_filter_by_transaction_user_and_limit() -> TestResult {
+    let (server, _) = Server::collector("filters", &[])?;
+    let events = [
+        event("a", "alice"),
+        event("b", "bob"),
+        event("c", "alice"),
+        event("d", "alice"),
+    ];
+    assert_eq!(post_batch(&server, &events)?.status, 201);
+    let ids = |query: &str| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let found = get(&server.url(&format!("/_collector/events{query}")))?.json()?;
+        Ok(found
+            .as_array()
+            .ok_or("not an array")?
+            .iter()
+            .filter_map(|e| e["transaction_id"].as_str().map(str::to_owned))
+            .collect())
+    };
+    assert_eq!(ids("")?, ["a", "b", "c", "d"]);
+    assert_eq!(ids("?transaction_id=b")?, ["b"]);
+    assert_eq!(ids("?user_id=alice")?, ["a", "c", "d"]);
+    assert_eq!(ids("?user_id=alice&limit=2")?, ["c", "d"]);
+    assert_eq!(ids("?limit=1")?, ["d"]);
+    assert_eq!(ids("?user_id=nobody")?, Vec::<String>::new());
+    assert_eq!(ids("?transaction_id=a&user_id=bob")?, Vec::<String>::new());
+    Ok(())
+}
+
+#[test]
+fn duplicates_are_counted_and_delete_resets_everything() -> TestResult {
+    let (server, file) = Server::collector("duplicates", &[])?;
+    assert_eq!(
+        post_batch(&server, &[event("a", "u"), event("b", "u")])?.status,
+        201
+    );
+    assert_eq!(
+        post_batch(
+            &server,
+            &[event("a", "u"), event("a", "u"), event("c", "u")]
+        )?
+        .status,
+        201
+    );
+    assert_eq!(post_batch(&server, &[event("b", "u")])?.status, 201);
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 6);
+    assert_eq!(stats_now["batches"], 3);
+    assert_eq!(stats_now["unique_transaction_ids"], 3);
+    assert_eq!(stats_now["duplicate_events"], 3);
+    assert_eq!(stats_now["duplicate_transaction_ids"], json!(["a", "b"]));
+
+    let cleared = send(ureq::delete(&server.url("/_collector/events")), b"")?;
+    assert_eq!(cleared.status, 204);
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 0);
+    assert_eq!(stats_now["duplicate_events"], 0);
+    assert_eq!(stats_now["batches"], 0);
+    assert_eq!(stats_now["bytes_wire"], 0);
+    assert_eq!(std::fs::read_to_string(&file)?, "");
+    assert_eq!(post_batch(&server, &[event("a", "u")])?.status, 201);
+    assert_eq!(stats(&server)?["duplicate_events"], 0);
+    Ok(())
+}
+
+#[test]
+fn status_fault_answers_count_requests_then_clears() -> TestResult {
+    let (server, _) =
+        Server::collector("fault-count", &["--faults", r#"{"status":500,"count":1}"#])?;
+    assert_eq!(post_batch(&server, &[event("x", "u")])?.status, 500);
+
+    let reply = set_faults(&server, r#"{"status":503,"count":2}"#)?;
+    assert_eq!(reply.json()?, json!({"status": 503, "count": 2}));
+    for _ in 0..2 {
+        let reply = post_batch(&server, &[event("a", "u")])?;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.json()?, json!({"error": "injected fault"}));
+        assert_eq!(reply.header("retry-after"), None);
+    }
+    assert_eq!(post_batch(&server, &[event("a", "u")])?.status, 201);
+    assert_eq!(get(&server.url("/_collector/faults"))?.json()?, json!({}));
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 1);
+    assert_eq!(stats["duplicate_events"], 0);
+    assert_eq!(stats["rejected"]["fault"], 3);
+    Ok(())
+}
+
+#[test]
+fn status_fault_with_retry_after_and_duration() -> TestResult {
+    let (server, _) = Server::collector("fault-duration", &[])?;
+    let started = Instant::now();
+    let reply = set_faults(
+        &server,
+        r#"{"status":429,"retry_after_s":7,"duration_ms":1000}"#,
+    )?;
+    assert_eq!(reply.status, 200);
+    let mut faulted = 0;
+    while started.elapsed() < Duration::from_millis(300) {
+        let reply = post_batch(&server, &[event("a", "u")])?;
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.header("retry-after"), Some("7"));
+        faulted += 1;
+    }
+    let current = get(&server.url("/_collector/faults"))?.json()?;
+    assert_eq!(current["status"], 429);
+    assert_eq!(current["retry_after_s"], 7);
+    assert!(current["duration_ms"]
+        .as_u64()
+        .is_some_and(|left| left <= 1000));
+    std::thread::sleep(Duration::from_millis(1200).saturating_sub(started.elapsed()));
+    assert_eq!(post_batch(&server, &[event("a", "u")])?.status, 201);
+    assert_eq!(stats(&server)?["rejected"]["fault"], faulted);
+
+    // Without count or duration the fault holds until cleared.
+    set_faults(&server, r#"{"status":502}"#)?;
+    for _ in 0..5 {
+        assert_eq!(post_batch(&server, &[event("b", "u")])?.status, 502);
+    }
+    let cleared = send(ureq::delete(&server.url("/_collector/faults")), b"")?;
+    assert_eq!(cleared.json()?, json!({}));
+    assert_eq!(post_batch(&server, &[event("b", "u")])?.status, 201);
+
+    let typo = set_faults(&server, r#"{"staus":503}"#)?;
+    assert_eq!(typo.status, 400);
+    Ok(())
+}
+
+#[test]
+fn latency_still_stores_so_a_timed_out_retry_is_a_duplicate() -> TestResult {
+    let (server, _) = Server::collector("latency", &[])?;
+    assert_eq!(set_faults(&server, r#"{"latency_ms":500}"#)?.status, 200);
+    let body = gzip(&serde_json::to_vec(&[event("slow", "u")])?)?;
+    let impatient = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .post(&server.url("/v1/events/batch"))
+        .set("X-Moesif-Application-Id", APP_ID)
+        .set("Content-Encoding", "gzip");
+    assert!(
+        send(impatient, &body).is_err(),
+        "the client should time out"
+    );
+    assert_eq!(stats(&server)?["events"], 0);
+    assert!(eventually(|| stats(&server).is_ok_and(|s| s["events"] == 1)));
+
+    let started = Instant::now();
+    let reply = post_events(&server, "/v1/events/batch", &body, Some("gzip"))?;
+    assert_eq!(reply.status, 201);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 2);
+    assert_eq!(stats["duplicate_events"], 1);
+    assert_eq!(stats["duplicate_transaction_ids"], json!(["slow"]));
+    Ok(())
+}
+
+#[test]
+fn refuse_closes_the_port_then_reopens_it() -> TestResult {
+    let (server, _) = Server::collector("refuse", &[])?;
+    let reply = set_faults(&server, r#"{"refuse_ms":800}"#)?;
+    assert_eq!(reply.status, 200);
+    let refused = TcpStream::connect(server.addr).map_err(|e| e.kind());
+    assert_eq!(refused.err(), Some(ErrorKind::ConnectionRefused));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(post_batch(&server, &[event("after", "u")])?.status, 201);
+    assert_eq!(stats(&server)?["events"], 1);
+    Ok(())
+}
+
+#[test]
+fn sigterm_exits_cleanly() -> TestResult {
+    let (server, _) = Server::collector("sigterm", &[])?;
+    assert_eq!(post_batch(&server, &[event("a", "u")])?.status, 201);
+    assert!(server.terminate()?.success());
+    Ok(())
+}
+
+#[test]
+fn unknown_paths_are_404() -> TestResult {
+    let (server, _) = Server::collector("not-found", &[])?;
+    let reply = get(&server.url("/v1/nope"))?;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.text(), r#"{"error":"not found"}"#);
+    Ok(())
+}
