@@ -107,3 +107,6 @@ impl Client {
         }
     }
 }
+
+/// A scripted call: method, path, headers, optional body.
+pub type Call<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Option<&'a [u8]>);

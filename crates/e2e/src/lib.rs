@@ -1,6 +1,7 @@
 //! End-to-end harness shared by the tests and `cargo xtask demo`: starts the real processes on
 //! 127.0.0.1 with ephemeral ports and talks to them over HTTP. Panics are fine here (test code);
-//! every panic message says what was being waited for.
+//! every panic message says what was being waited for. (The no-panic lints apply to the plugin
+//! crates, not to test tooling.)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

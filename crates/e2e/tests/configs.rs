@@ -1,7 +1,7 @@
 //! Shipped configs: every Envoy config validates, a bad plugin config is refused at load with
 //! the key named, and the plugin never changes what the client receives.
 
-use e2e::client::Client;
+use e2e::client::{Call, Client};
 use e2e::envoy::{self, Mode, DEFAULT_FILTER_CONFIG};
 use e2e::process::{wait_for, Proc};
 use e2e::services::{start_collector, start_upstream};
@@ -112,7 +112,7 @@ fn responses_are_byte_identical_with_and_without_the_plugin() {
     let client = Client::new();
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let json = br#"{"a":[1,2,3],"b":"\u00e9"}"#;
-    let calls: Vec<(&str, &str, Vec<(&str, &str)>, Option<&[u8]>)> = vec![
+    let calls: Vec<Call> = vec![
         ("GET", "/items?x=1", vec![("x-user-id", "u1")], None),
         (
             "POST",

@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: Envoy with the plugin, the sample upstream and the local collector; a
 //! handful of varied calls; the captured events, printed readably.
 
-use e2e::client::Client;
+use e2e::client::{Call, Client};
 use e2e::envoy::{self, Mode, DEFAULT_FILTER_CONFIG};
 use e2e::process::wait_for;
 use e2e::services::{start_collector, start_upstream};
@@ -27,7 +27,7 @@ pub fn run() {
 
     let client = Client::new();
     let binary: Vec<u8> = (0..=255).collect();
-    let calls: Vec<(&str, &str, Vec<(&str, &str)>, Option<&[u8]>)> = vec![
+    let calls: Vec<Call> = vec![
         (
             "GET",
             "/items?page=2&sort=name",
