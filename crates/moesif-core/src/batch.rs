@@ -12,23 +12,26 @@ pub struct Batch {
     pub raw_bytes: usize,
 }
 
-/// Collects event JSON until the batch is full (`max_events`) or old enough (`max_wait_ms`).
+/// Collects event JSON until the batch is full (`max_events` or `max_bytes` of JSON) or old
+/// enough (`max_wait_ms`).
 #[derive(Debug)]
 pub struct Batcher {
     json: Vec<u8>,
     events: usize,
     opened_ms: u64,
     max_events: usize,
+    max_bytes: usize,
     max_wait_ms: u64,
 }
 
 impl Batcher {
-    pub fn new(max_events: usize, max_wait_ms: u64) -> Self {
+    pub fn new(max_events: usize, max_bytes: usize, max_wait_ms: u64) -> Self {
         Batcher {
             json: Vec::new(),
             events: 0,
             opened_ms: 0,
             max_events: max_events.max(1),
+            max_bytes,
             max_wait_ms,
         }
     }
@@ -60,7 +63,7 @@ impl Batcher {
     }
 
     pub fn is_full(&self) -> bool {
-        self.events >= self.max_events
+        self.events >= self.max_events || (self.events > 0 && self.json.len() >= self.max_bytes)
     }
 
     /// Full, or holding events for at least `max_wait_ms`.
@@ -107,7 +110,7 @@ mod tests {
 
     #[test]
     fn batches_by_size() {
-        let mut b = Batcher::new(2, 1000);
+        let mut b = Batcher::new(2, 1 << 20, 1000);
         assert!(!b.is_due(0));
         b.push(br#"{"a":1}"#, 0);
         assert!(!b.is_due(10));
@@ -123,7 +126,7 @@ mod tests {
 
     #[test]
     fn batches_by_age_from_first_event() {
-        let mut b = Batcher::new(100, 1000);
+        let mut b = Batcher::new(100, 1 << 20, 1000);
         b.push(b"{}", 500);
         b.push(b"{}", 1400);
         assert!(!b.is_due(1499));
@@ -132,5 +135,15 @@ mod tests {
         b.push(b"{}", 2000);
         assert!(!b.is_due(2999));
         assert_eq!(gunzip(&b.take().unwrap().gzip), "[{}]");
+    }
+
+    #[test]
+    fn batches_by_bytes() {
+        let mut b = Batcher::new(100, 20, 1000);
+        b.push(br#"{"a":"0123456789"}"#, 0);
+        assert!(!b.is_full());
+        b.push(b"{}", 0);
+        assert!(b.is_full());
+        assert_eq!(b.take().unwrap().events, 2);
     }
 }

@@ -35,6 +35,19 @@ pub struct Config {
     pub queue_name: String,
     /// vm_id of the shipper that registered the queue; `None` means the filter's own vm_id.
     pub queue_vm_id: Option<String>,
+    /// Bytes of events held while waiting to be (re)sent, batches in flight included. Beyond it
+    /// the oldest unsent batches are dropped.
+    pub max_buffer_bytes: usize,
+    /// Batch requests awaiting an answer at once.
+    pub max_in_flight: usize,
+    /// First retry delay in ms after a transient failure; doubles per failure.
+    pub retry_backoff_initial_ms: u64,
+    /// Longest retry delay in ms.
+    pub retry_backoff_max_ms: u64,
+    /// Test builds only (cargo feature `test-faults`): the shipper aborts its VM this many ms
+    /// after start, to exercise the filters' fallback.
+    #[cfg(feature = "test-faults")]
+    pub test_crash_after_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -52,6 +65,12 @@ impl Default for Config {
             max_body_size: 100_000,
             queue_name: "moesif_events".into(),
             queue_vm_id: None,
+            max_buffer_bytes: 10_000_000,
+            max_in_flight: 4,
+            retry_backoff_initial_ms: 1000,
+            retry_backoff_max_ms: 60_000,
+            #[cfg(feature = "test-faults")]
+            test_crash_after_ms: None,
         }
     }
 }
@@ -70,6 +89,12 @@ const KNOWN_KEYS: &[&str] = &[
     "max_body_size",
     "queue_name",
     "queue_vm_id",
+    "max_buffer_bytes",
+    "max_in_flight",
+    "retry_backoff_initial_ms",
+    "retry_backoff_max_ms",
+    #[cfg(feature = "test-faults")]
+    "test_crash_after_ms",
 ];
 
 /// Why a configuration was rejected; always names the offending key.
@@ -147,6 +172,27 @@ impl Config {
         if !(1..=600_000).contains(&self.connection_timeout) {
             return Err(err("connection_timeout", "must be between 1 and 600000 ms"));
         }
+        if !(10_000..=1_000_000_000).contains(&self.max_buffer_bytes) {
+            return Err(err(
+                "max_buffer_bytes",
+                "must be between 10000 and 1000000000",
+            ));
+        }
+        if !(1..=64).contains(&self.max_in_flight) {
+            return Err(err("max_in_flight", "must be between 1 and 64"));
+        }
+        if !(1..=3_600_000).contains(&self.retry_backoff_initial_ms) {
+            return Err(err(
+                "retry_backoff_initial_ms",
+                "must be between 1 and 3600000 ms",
+            ));
+        }
+        if !(self.retry_backoff_initial_ms..=3_600_000).contains(&self.retry_backoff_max_ms) {
+            return Err(err(
+                "retry_backoff_max_ms",
+                "must be between retry_backoff_initial_ms and 3600000 ms",
+            ));
+        }
         if self.max_body_size > 10_000_000 {
             return Err(err("max_body_size", "must be at most 10000000 bytes"));
         }
@@ -223,6 +269,12 @@ mod tests {
         assert_eq!(c.max_body_size, 100_000);
         assert_eq!(c.queue_name, "moesif_events");
         assert_eq!(c.queue_vm_id, None);
+        assert_eq!(c.max_buffer_bytes, 10_000_000);
+        assert_eq!(c.max_in_flight, 4);
+        assert_eq!(
+            (c.retry_backoff_initial_ms, c.retry_backoff_max_ms),
+            (1000, 60_000)
+        );
         assert!(!c.debug);
     }
 
@@ -249,6 +301,13 @@ mod tests {
         assert_eq!(e.key, "batch_max_size");
         let e = Config::parse(br#"{"moesif_application_id":"a","upstream":" "}"#).unwrap_err();
         assert_eq!(e.key, "upstream");
+        let e = Config::parse(br#"{"moesif_application_id":"a","max_in_flight":0}"#).unwrap_err();
+        assert_eq!(e.key, "max_in_flight");
+        let e = Config::parse(
+            br#"{"moesif_application_id":"a","retry_backoff_initial_ms":5000,"retry_backoff_max_ms":10}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "retry_backoff_max_ms");
     }
 
     #[test]

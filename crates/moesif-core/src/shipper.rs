@@ -1,40 +1,81 @@
 //! The shipping state machine shared by the singleton shipper and the per-worker fallback:
-//! records in, gzipped batches out, outcomes counted. The glue performs the actual HTTP calls.
+//! records in, gzipped batches out, every event accounted for. It never reads a clock or calls
+//! the host: the glue passes the time in and performs the HTTP calls it asks for.
 
 use crate::batch::{Batch, Batcher};
 use crate::config::Config;
 use crate::event::to_event_json;
 use crate::ids::IdGen;
 use crate::record::Record;
-use crate::stats::{Counter, Counts};
+use crate::retry::{classify, Backoff, Verdict};
+use crate::stats::{Counter, Counts, Gauge, Gauges};
+use std::collections::VecDeque;
 
-/// A batch handed to the glue for dispatch, identified by the host's call token once sent.
+/// A closed batch on its way to the collector, with the attempts made so far.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub batch: Batch,
+    pub attempts: u32,
+}
+
+/// What became of a batch the collector answered (or did not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent {
+        events: usize,
+    },
+    /// Kept; the next attempt waits `delay_ms`.
+    Retrying {
+        events: usize,
+        delay_ms: u64,
+    },
+    /// Dropped for good, counted as non-retryable.
+    Rejected {
+        events: usize,
+    },
+}
+
 pub struct Shipper {
     batcher: Batcher,
-    in_flight: Vec<(u32, Batch)>,
+    /// Closed batches awaiting (re)send, oldest first.
+    waiting: VecDeque<Outgoing>,
+    in_flight: Vec<(u32, Outgoing)>,
+    backoff: Backoff,
+    /// No dispatch before this time (backing off a failing collector).
+    not_before_ms: u64,
+    max_in_flight: usize,
+    max_buffer_bytes: usize,
     ids: IdGen,
     counts: Counts,
 }
 
-/// What became of a batch the collector answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Sent { events: usize },
-    Failed { events: usize, status: Option<u16> },
-}
-
 impl Shipper {
     pub fn new(config: &Config, seed: u64) -> Self {
+        let max_batch_bytes = (config.max_buffer_bytes / 4).max(1);
         Shipper {
-            batcher: Batcher::new(config.batch_max_size, config.batch_max_wait),
+            batcher: Batcher::new(
+                config.batch_max_size,
+                max_batch_bytes,
+                config.batch_max_wait,
+            ),
+            waiting: VecDeque::new(),
             in_flight: Vec::new(),
+            backoff: Backoff::new(
+                config.retry_backoff_initial_ms,
+                config.retry_backoff_max_ms,
+                seed.rotate_left(17),
+            ),
+            not_before_ms: 0,
+            max_in_flight: config.max_in_flight.max(1),
+            max_buffer_bytes: config.max_buffer_bytes,
             ids: IdGen::new(seed),
             counts: Counts::default(),
         }
     }
 
-    /// Takes one MessagePack record from the queue.
+    /// Takes one MessagePack record dequeued from the shared queue.
     pub fn accept_encoded(&mut self, bytes: &[u8], now_ms: u64) {
+        self.counts.add(Counter::EventsDequeued, 1);
         match Record::decode(bytes) {
             Ok(rec) => self.accept(&rec, now_ms),
             Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
@@ -43,10 +84,18 @@ impl Shipper {
 
     /// Takes one record (the fallback path skips the MessagePack round trip).
     pub fn accept(&mut self, rec: &Record, now_ms: u64) {
-        match to_event_json(rec, self.ids.next_uuid()) {
-            Ok(json) => self.batcher.push(&json, now_ms),
-            Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
+        let json = match to_event_json(rec, self.ids.next_uuid()) {
+            Ok(json) => json,
+            Err(_) => return self.counts.add(Counter::EventsDroppedEncodeError, 1),
+        };
+        if json.len() > self.max_buffer_bytes {
+            return self.counts.add(Counter::EventsDroppedBufferFull, 1);
         }
+        self.batcher.push(&json, now_ms);
+        if self.batcher.is_full() {
+            self.close_batch();
+        }
+        self.enforce_bound();
     }
 
     /// Counts a filter-side event (captured, enqueued) in this shipper's counters.
@@ -54,57 +103,121 @@ impl Shipper {
         self.counts.add(c, n);
     }
 
-    /// The batch to send now, if one is due.
-    pub fn poll(&mut self, now_ms: u64) -> Option<Batch> {
-        if self.batcher.is_due(now_ms) {
-            self.batcher.take()
-        } else {
-            None
+    fn close_batch(&mut self) {
+        if let Some(batch) = self.batcher.take() {
+            self.waiting.push_back(Outgoing { batch, attempts: 0 });
         }
     }
 
-    /// Every buffered event as a batch, due or not (graceful drain).
-    pub fn flush(&mut self) -> Option<Batch> {
-        self.batcher.take()
+    /// Drops the oldest waiting batches while over `max_buffer_bytes`.
+    fn enforce_bound(&mut self) {
+        while self.buffer_bytes() > self.max_buffer_bytes {
+            let Some(oldest) = self.waiting.pop_front() else {
+                break;
+            };
+            self.counts
+                .add(Counter::EventsDroppedBufferFull, oldest.batch.events as u64);
+        }
     }
 
-    /// The glue dispatched `batch`; its answer will arrive under `token`.
-    pub fn dispatched(&mut self, token: u32, batch: Batch) {
-        self.in_flight.push((token, batch));
+    fn buffer_bytes(&self) -> usize {
+        self.batcher.bytes()
+            + self
+                .waiting
+                .iter()
+                .map(|o| o.batch.gzip.len())
+                .sum::<usize>()
+            + self
+                .in_flight
+                .iter()
+                .map(|(_, o)| o.batch.gzip.len())
+                .sum::<usize>()
     }
 
-    /// The host refused to dispatch `batch` at all (e.g. unknown cluster).
-    pub fn dispatch_failed(&mut self, batch: Batch) -> Outcome {
-        self.fail(batch, None)
+    /// The next batch to dispatch now, if any: closes the open batch when it is due, then
+    /// respects the backoff and `max_in_flight`. Hand it back with [`Shipper::dispatched`] or
+    /// [`Shipper::dispatch_failed`].
+    pub fn poll(&mut self, now_ms: u64) -> Option<Outgoing> {
+        if self.batcher.is_due(now_ms) {
+            self.close_batch();
+            self.enforce_bound();
+        }
+        if self.in_flight.len() >= self.max_in_flight || now_ms < self.not_before_ms {
+            return None;
+        }
+        let out = self.waiting.pop_front()?;
+        if out.attempts > 0 {
+            self.counts.add(Counter::BatchesRetried, 1);
+            self.counts
+                .add(Counter::EventsRetried, out.batch.events as u64);
+        }
+        Some(out)
     }
 
-    /// The collector answered the call `token` with `status` (`None`: no HTTP answer).
-    pub fn on_response(&mut self, token: u32, status: Option<u16>) -> Option<Outcome> {
+    /// The glue dispatched `out`; its answer will arrive under `token`.
+    pub fn dispatched(&mut self, token: u32, out: Outgoing) {
+        self.in_flight.push((token, out));
+    }
+
+    /// The host refused to dispatch `out` at all (e.g. unknown cluster): a transient failure.
+    pub fn dispatch_failed(&mut self, out: Outgoing, now_ms: u64) -> Outcome {
+        self.settle(out, None, None, now_ms)
+    }
+
+    /// The collector answered the call `token` with `status` (`None`: no HTTP answer) and
+    /// possibly `Retry-After` (ms). `None` if the token is not ours.
+    pub fn on_response(
+        &mut self,
+        token: u32,
+        status: Option<u16>,
+        retry_after_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Outcome> {
         let pos = self.in_flight.iter().position(|(t, _)| *t == token)?;
-        let (_, batch) = self.in_flight.swap_remove(pos);
-        Some(match status {
-            Some(s) if (200..300).contains(&s) => {
-                self.counts.add(Counter::EventsSent, batch.events as u64);
+        let (_, out) = self.in_flight.swap_remove(pos);
+        Some(self.settle(out, status, retry_after_ms, now_ms))
+    }
+
+    fn settle(
+        &mut self,
+        mut out: Outgoing,
+        status: Option<u16>,
+        retry_after_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Outcome {
+        let events = out.batch.events;
+        match classify(status) {
+            Verdict::Accepted => {
+                self.counts.add(Counter::EventsSent, events as u64);
                 self.counts.add(Counter::BatchesSent, 1);
                 self.counts
-                    .add(Counter::BytesSentWire, batch.gzip.len() as u64);
+                    .add(Counter::BytesSentWire, out.batch.gzip.len() as u64);
                 self.counts
-                    .add(Counter::BytesSentRaw, batch.raw_bytes as u64);
-                Outcome::Sent {
-                    events: batch.events,
+                    .add(Counter::BytesSentRaw, out.batch.raw_bytes as u64);
+                self.backoff.on_success();
+                Outcome::Sent { events }
+            }
+            Verdict::Retry => {
+                self.counts.add(Counter::BatchesFailed, 1);
+                // Concurrent failures of one outage back off once, not once per batch.
+                if now_ms >= self.not_before_ms || retry_after_ms.is_some() {
+                    let delay = self.backoff.on_failure(retry_after_ms);
+                    self.not_before_ms = self.not_before_ms.max(now_ms.saturating_add(delay));
+                }
+                out.attempts = out.attempts.saturating_add(1);
+                self.waiting.push_front(out);
+                self.enforce_bound();
+                Outcome::Retrying {
+                    events,
+                    delay_ms: self.not_before_ms.saturating_sub(now_ms),
                 }
             }
-            _ => self.fail(batch, status),
-        })
-    }
-
-    fn fail(&mut self, batch: Batch, status: Option<u16>) -> Outcome {
-        self.counts.add(Counter::BatchesFailed, 1);
-        self.counts
-            .add(Counter::EventsDroppedBatchFailed, batch.events as u64);
-        Outcome::Failed {
-            events: batch.events,
-            status,
+            Verdict::Reject => {
+                self.counts.add(Counter::BatchesFailed, 1);
+                self.counts
+                    .add(Counter::EventsDroppedNonRetryable, events as u64);
+                Outcome::Rejected { events }
+            }
         }
     }
 
@@ -112,13 +225,24 @@ impl Shipper {
         &self.counts
     }
 
-    /// Events waiting in the open batch.
-    pub fn buffered(&self) -> usize {
-        self.batcher.events()
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges::default();
+        let waiting: usize = self.waiting.iter().map(|o| o.batch.events).sum();
+        let in_flight: usize = self.in_flight.iter().map(|(_, o)| o.batch.events).sum();
+        g.set(
+            Gauge::EventsBuffered,
+            (self.batcher.events() + waiting) as u64,
+        );
+        g.set(Gauge::BufferBytes, self.buffer_bytes() as u64);
+        g.set(Gauge::BatchesInFlight, self.in_flight.len() as u64);
+        g.set(Gauge::EventsInFlight, in_flight as u64);
+        g
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+    /// Events not yet acknowledged: buffered plus in flight.
+    pub fn unsent(&self) -> u64 {
+        let g = self.gauges();
+        g.get(Gauge::EventsBuffered) + g.get(Gauge::EventsInFlight)
     }
 }
 
@@ -126,14 +250,13 @@ impl Shipper {
 mod tests {
     use super::*;
 
-    fn shipper(max: usize) -> Shipper {
-        let config = Config {
+    fn config(max: usize) -> Config {
+        Config {
             moesif_application_id: "app".into(),
             batch_max_size: max,
             batch_max_wait: 1000,
             ..Config::default()
-        };
-        Shipper::new(&config, 1)
+        }
     }
 
     fn record() -> Vec<u8> {
@@ -146,53 +269,201 @@ mod tests {
         .unwrap()
     }
 
+    /// captured = sent + dropped + buffered + in flight, for a shipper fed `fed` records.
+    fn assert_accounted(s: &Shipper, fed: u64) {
+        let c = s.counts();
+        let dropped = c.get(Counter::EventsDroppedBufferFull)
+            + c.get(Counter::EventsDroppedNonRetryable)
+            + c.get(Counter::EventsDroppedEncodeError);
+        assert_eq!(
+            c.get(Counter::EventsSent) + dropped + s.unsent(),
+            fed,
+            "{c:?}"
+        );
+    }
+
     #[test]
     fn sends_full_batches_and_counts_acks() {
-        let mut s = shipper(2);
+        let mut s = Shipper::new(&config(2), 1);
         s.accept_encoded(&record(), 0);
         assert!(s.poll(0).is_none());
         s.accept_encoded(&record(), 1);
-        let batch = s.poll(1).unwrap();
-        assert_eq!(batch.events, 2);
-        s.dispatched(7, batch);
-        assert_eq!(s.in_flight(), 1);
-        assert_eq!(s.on_response(8, Some(200)), None);
+        let out = s.poll(1).unwrap();
+        assert_eq!((out.batch.events, out.attempts), (2, 0));
+        s.dispatched(7, out);
+        assert_eq!(s.gauges().get(Gauge::BatchesInFlight), 1);
+        assert_eq!(s.gauges().get(Gauge::EventsInFlight), 2);
+        assert_eq!(s.on_response(8, Some(200), None, 2), None);
         assert_eq!(
-            s.on_response(7, Some(201)),
+            s.on_response(7, Some(201), None, 2),
             Some(Outcome::Sent { events: 2 })
         );
         assert_eq!(s.counts().get(Counter::EventsSent), 2);
+        assert_eq!(s.counts().get(Counter::EventsDequeued), 2);
         assert_eq!(s.counts().get(Counter::BatchesSent), 1);
         assert!(s.counts().get(Counter::BytesSentWire) > 0);
-        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.gauges(), Gauges::default());
+        assert_accounted(&s, 2);
     }
 
     #[test]
-    fn failures_and_garbage_are_counted() {
-        let mut s = shipper(10);
+    fn partial_batch_waits_for_max_wait() {
+        let mut s = Shipper::new(&config(10), 1);
+        s.accept_encoded(&record(), 100);
+        assert!(s.poll(1099).is_none());
+        assert_eq!(s.poll(1100).unwrap().batch.events, 1);
+    }
+
+    #[test]
+    fn transient_failures_retry_the_same_bytes_with_backoff() {
+        let mut s = Shipper::new(&config(1), 1);
+        s.accept_encoded(&record(), 0);
+        let out = s.poll(0).unwrap();
+        let bytes = out.batch.gzip.clone();
+        s.dispatched(1, out);
+        let Some(Outcome::Retrying { delay_ms, .. }) = s.on_response(1, Some(503), None, 10) else {
+            panic!()
+        };
+        assert!((500..=1000).contains(&delay_ms), "{delay_ms}");
+        assert!(s.poll(10 + delay_ms - 1).is_none(), "backing off");
+        let again = s.poll(10 + delay_ms).unwrap();
+        assert_eq!(again.attempts, 1);
+        assert_eq!(again.batch.gzip, bytes, "same events, same transaction ids");
+        assert_eq!(s.counts().get(Counter::BatchesRetried), 1);
+        assert_eq!(s.counts().get(Counter::EventsRetried), 1);
+        s.dispatched(2, again);
+        let Some(Outcome::Retrying { delay_ms, .. }) = s.on_response(2, None, None, 2000) else {
+            panic!()
+        };
+        assert!((1000..=2000).contains(&delay_ms), "doubled: {delay_ms}");
+        let third = s.poll(2000 + delay_ms).unwrap();
+        s.dispatched(3, third);
+        assert_eq!(
+            s.on_response(3, Some(200), None, 5000),
+            Some(Outcome::Sent { events: 1 })
+        );
+        assert_eq!(s.counts().get(Counter::BatchesFailed), 2);
+        assert_accounted(&s, 1);
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let mut s = Shipper::new(&config(1), 1);
+        s.accept_encoded(&record(), 0);
+        let out = s.poll(0).unwrap();
+        s.dispatched(1, out);
+        s.on_response(1, Some(429), Some(7000), 100);
+        assert!(s.poll(7099).is_none());
+        assert!(s.poll(7100).is_some());
+    }
+
+    #[test]
+    fn concurrent_failures_back_off_once() {
+        let mut s = Shipper::new(&config(1), 1);
+        for _ in 0..3 {
+            s.accept_encoded(&record(), 0);
+        }
+        for t in 0..3 {
+            let out = s.poll(0).unwrap();
+            s.dispatched(t, out);
+        }
+        let first = s.on_response(0, Some(502), None, 10);
+        let Some(Outcome::Retrying { delay_ms, .. }) = first else {
+            panic!()
+        };
+        for t in 1..3 {
+            let Some(Outcome::Retrying { delay_ms: d, .. }) = s.on_response(t, Some(502), None, 20)
+            else {
+                panic!()
+            };
+            assert_eq!(d + 10, delay_ms, "same deadline");
+        }
+        assert_accounted(&s, 3);
+    }
+
+    #[test]
+    fn non_retryable_answers_drop_once() {
+        let mut s = Shipper::new(&config(2), 1);
+        s.accept_encoded(&record(), 0);
+        s.accept_encoded(&record(), 0);
+        let out = s.poll(0).unwrap();
+        s.dispatched(1, out);
+        assert_eq!(
+            s.on_response(1, Some(400), None, 1),
+            Some(Outcome::Rejected { events: 2 })
+        );
+        assert!(s.poll(100_000).is_none(), "never retried");
+        assert_eq!(s.counts().get(Counter::EventsDroppedNonRetryable), 2);
+        assert_accounted(&s, 2);
+    }
+
+    #[test]
+    fn max_in_flight_is_respected() {
+        let mut s = Shipper::new(
+            &Config {
+                max_in_flight: 2,
+                ..config(1)
+            },
+            1,
+        );
+        for _ in 0..3 {
+            s.accept_encoded(&record(), 0);
+        }
+        let a = s.poll(0).unwrap();
+        s.dispatched(1, a);
+        let b = s.poll(0).unwrap();
+        s.dispatched(2, b);
+        assert!(s.poll(0).is_none());
+        s.on_response(1, Some(200), None, 0);
+        assert!(s.poll(0).is_some());
+    }
+
+    #[test]
+    fn buffer_bound_drops_oldest_first_and_accounts_exactly() {
+        let mut s = Shipper::new(
+            &Config {
+                max_buffer_bytes: 10_000,
+                ..config(1)
+            },
+            1,
+        );
+        let out = {
+            s.accept_encoded(&record(), 0);
+            s.poll(0).unwrap()
+        };
+        s.dispatched(1, out);
+        s.on_response(1, Some(503), None, 0);
+        // Collector down: keep feeding well past the bound.
+        for i in 0..500 {
+            s.accept_encoded(&record(), i);
+        }
+        let g = s.gauges();
+        assert!(g.get(Gauge::BufferBytes) <= 10_000, "{g:?}");
+        let dropped = s.counts().get(Counter::EventsDroppedBufferFull);
+        assert!(dropped > 0);
+        assert_accounted(&s, 501);
+        // The survivors are the newest: the first (retried, oldest) batch went first.
+        let next = s.poll(100_000).unwrap();
+        assert_eq!(next.attempts, 0, "oldest retry batch was dropped first");
+    }
+
+    #[test]
+    fn garbage_records_are_counted() {
+        let mut s = Shipper::new(&config(10), 1);
         s.accept_encoded(b"\xc1", 0);
         assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 1);
-        s.accept_encoded(&record(), 0);
-        assert!(s.poll(999).is_none());
-        let batch = s.poll(1000).unwrap();
-        s.dispatched(1, batch);
-        assert_eq!(
-            s.on_response(1, Some(503)),
-            Some(Outcome::Failed {
-                events: 1,
-                status: Some(503)
-            })
-        );
-        assert_eq!(s.counts().get(Counter::BatchesFailed), 1);
-        assert_eq!(s.counts().get(Counter::EventsDroppedBatchFailed), 1);
+        assert_accounted(&s, 1);
     }
 
     #[test]
-    fn flush_takes_a_partial_batch() {
-        let mut s = shipper(10);
+    fn dispatch_refusal_is_transient() {
+        let mut s = Shipper::new(&config(1), 1);
         s.accept_encoded(&record(), 0);
-        assert_eq!(s.buffered(), 1);
-        assert_eq!(s.flush().unwrap().events, 1);
-        assert!(s.flush().is_none());
+        let out = s.poll(0).unwrap();
+        assert!(matches!(
+            s.dispatch_failed(out, 0),
+            Outcome::Retrying { .. }
+        ));
+        assert_eq!(s.unsent(), 1);
     }
 }

@@ -1,4 +1,8 @@
-//! The counters the plugin reports; the glue exposes each as an Envoy metric of the same name.
+//! The counters and gauges the plugin reports; the glue exposes each as an Envoy metric of the
+//! same name. At any moment (counters summed over all VMs):
+//! `captured = sent + dropped_* + buffered + in_flight + (enqueued - dequeued)`,
+//! where `enqueued - dequeued` is what sits in the shared queue (or is stranded there if the
+//! shipper died).
 
 /// Every counter, in one place so the README table and the code cannot drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,18 +11,26 @@ pub enum Counter {
     EventsCaptured,
     /// Filter: records put on the shared queue for the singleton shipper.
     EventsEnqueued,
-    /// Filter: records the queue refused; they were shipped by the worker itself instead.
+    /// Filter: records the queue refused; the worker shipped them itself instead.
     EventsEnqueueFailed,
-    /// Shipper: events acknowledged (2xx) by the collector.
+    /// Shipper: records taken off the shared queue.
+    EventsDequeued,
+    /// Events acknowledged (2xx) by the collector.
     EventsSent,
-    /// Shipper: batches acknowledged by the collector.
-    BatchesSent,
-    /// Shipper: batch requests that failed (non-2xx, timeout, connect error, dispatch error).
-    BatchesFailed,
-    /// Events lost because their batch failed.
-    EventsDroppedBatchFailed,
+    /// Events sent again after a transient failure.
+    EventsRetried,
+    /// Events dropped, oldest first, because the buffer bound was reached.
+    EventsDroppedBufferFull,
+    /// Events the collector refused for good (400, 401, 402, 404, 413, ...).
+    EventsDroppedNonRetryable,
     /// Events lost because a record could not be encoded or decoded.
     EventsDroppedEncodeError,
+    /// Batches acknowledged by the collector.
+    BatchesSent,
+    /// Batch requests that failed (non-2xx, timeout, connect error, dispatch refused).
+    BatchesFailed,
+    /// Batches sent again after a transient failure.
+    BatchesRetried,
     /// Gzipped bytes of acknowledged batches.
     BytesSentWire,
     /// Uncompressed JSON bytes of acknowledged batches.
@@ -26,15 +38,19 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 14] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
+        Counter::EventsDequeued,
         Counter::EventsSent,
+        Counter::EventsRetried,
+        Counter::EventsDroppedBufferFull,
+        Counter::EventsDroppedNonRetryable,
+        Counter::EventsDroppedEncodeError,
         Counter::BatchesSent,
         Counter::BatchesFailed,
-        Counter::EventsDroppedBatchFailed,
-        Counter::EventsDroppedEncodeError,
+        Counter::BatchesRetried,
         Counter::BytesSentWire,
         Counter::BytesSentRaw,
     ];
@@ -44,13 +60,58 @@ impl Counter {
             Counter::EventsCaptured => "moesif_events_captured",
             Counter::EventsEnqueued => "moesif_events_enqueued",
             Counter::EventsEnqueueFailed => "moesif_events_enqueue_failed",
+            Counter::EventsDequeued => "moesif_events_dequeued",
             Counter::EventsSent => "moesif_events_sent",
+            Counter::EventsRetried => "moesif_events_retried",
+            Counter::EventsDroppedBufferFull => "moesif_events_dropped_buffer_full",
+            Counter::EventsDroppedNonRetryable => "moesif_events_dropped_non_retryable",
+            Counter::EventsDroppedEncodeError => "moesif_events_dropped_encode_error",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
-            Counter::EventsDroppedBatchFailed => "moesif_events_dropped_batch_failed",
-            Counter::EventsDroppedEncodeError => "moesif_events_dropped_encode_error",
+            Counter::BatchesRetried => "moesif_batches_retried",
             Counter::BytesSentWire => "moesif_bytes_sent_wire",
             Counter::BytesSentRaw => "moesif_bytes_sent_raw",
+        }
+    }
+
+    /// Whether this counter means events were lost (each such increase is logged).
+    pub fn is_drop(self) -> bool {
+        matches!(
+            self,
+            Counter::EventsDroppedBufferFull
+                | Counter::EventsDroppedNonRetryable
+                | Counter::EventsDroppedEncodeError
+        )
+    }
+}
+
+/// Point-in-time values; published as Envoy gauges that add up over VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// Events waiting to be sent (open batch plus closed batches awaiting (re)send).
+    EventsBuffered,
+    /// Bytes held for those plus the batches in flight.
+    BufferBytes,
+    /// Batch requests awaiting the collector's answer.
+    BatchesInFlight,
+    /// Events in those batches.
+    EventsInFlight,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 4] = [
+        Gauge::EventsBuffered,
+        Gauge::BufferBytes,
+        Gauge::BatchesInFlight,
+        Gauge::EventsInFlight,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::EventsBuffered => "moesif_events_buffered",
+            Gauge::BufferBytes => "moesif_buffer_bytes",
+            Gauge::BatchesInFlight => "moesif_batches_in_flight",
+            Gauge::EventsInFlight => "moesif_events_in_flight",
         }
     }
 }
@@ -80,15 +141,45 @@ impl Counts {
     }
 }
 
+/// Current gauge values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges([u64; Gauge::ALL.len()]);
+
+impl Gauges {
+    pub fn set(&mut self, g: Gauge, v: u64) {
+        if let Some(slot) = self.0.get_mut(g as usize) {
+            *slot = v;
+        }
+    }
+
+    pub fn get(&self, g: Gauge) -> u64 {
+        self.0.get(g as usize).copied().unwrap_or(0)
+    }
+
+    /// Signed change of every gauge since `earlier` (gauges are published as increments so
+    /// that the values of several VMs add up).
+    pub fn since(&self, earlier: &Gauges) -> impl Iterator<Item = (Gauge, i64)> + '_ {
+        let earlier = *earlier;
+        Gauge::ALL.into_iter().filter_map(move |g| {
+            let d = self.get(g) as i64 - earlier.get(g) as i64;
+            (d != 0).then_some((g, d))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn all_lists_every_counter_in_order() {
+    fn all_lists_every_metric_in_order() {
         for (i, c) in Counter::ALL.iter().enumerate() {
             assert_eq!(*c as usize, i);
             assert!(c.name().starts_with("moesif_"));
+        }
+        for (i, g) in Gauge::ALL.iter().enumerate() {
+            assert_eq!(*g as usize, i);
+            assert!(g.name().starts_with("moesif_"));
         }
     }
 
@@ -101,5 +192,19 @@ mod tests {
         a.add(Counter::BatchesSent, 1);
         let d: Vec<_> = a.since(&before).collect();
         assert_eq!(d, vec![(Counter::EventsSent, 2), (Counter::BatchesSent, 1)]);
+    }
+
+    #[test]
+    fn gauges_yield_signed_changes() {
+        let mut g = Gauges::default();
+        g.set(Gauge::BufferBytes, 100);
+        let before = g;
+        g.set(Gauge::BufferBytes, 40);
+        g.set(Gauge::BatchesInFlight, 2);
+        let d: Vec<_> = g.since(&before).collect();
+        assert_eq!(
+            d,
+            vec![(Gauge::BufferBytes, -60), (Gauge::BatchesInFlight, 2)]
+        );
     }
 }

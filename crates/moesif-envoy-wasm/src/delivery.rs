@@ -4,22 +4,27 @@
 
 use crate::host;
 use crate::metrics::Metrics;
-use moesif_core::batch::Batch;
 use moesif_core::config::Config;
 use moesif_core::ratelimit::LogGate;
-use moesif_core::shipper::{Outcome, Shipper};
-use moesif_core::stats::Counter;
+use moesif_core::retry::parse_retry_after;
+use moesif_core::shipper::{Outcome, Outgoing, Shipper};
+use moesif_core::stats::{Counter, Counts};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
+use proxy_wasm::types::{BufferType, MapType};
 use std::time::Duration;
 
 const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
+/// At most one failure line and one drop line per interval.
+const LOG_INTERVAL_MS: u64 = 10_000;
 
 pub struct Delivery {
     config: Config,
     shipper: Shipper,
     metrics: Metrics,
     failure_log: LogGate,
+    drop_log: LogGate,
+    /// Counters as of the last drop log line, to report what was dropped since.
+    logged_drops: Counts,
 }
 
 impl Delivery {
@@ -29,7 +34,9 @@ impl Delivery {
             config,
             shipper,
             metrics: Metrics::define(),
-            failure_log: LogGate::new(10_000),
+            failure_log: LogGate::new(LOG_INTERVAL_MS),
+            drop_log: LogGate::new(LOG_INTERVAL_MS),
+            logged_drops: Counts::default(),
         }
     }
 
@@ -37,19 +44,14 @@ impl Delivery {
         &mut self.shipper
     }
 
-    /// Sends every batch that is due.
+    /// Sends every batch that may go now.
     pub fn dispatch_due(&mut self, now_ms: u64) {
-        while let Some(batch) = self.shipper.poll(now_ms) {
-            self.dispatch(batch, now_ms);
+        while let Some(out) = self.shipper.poll(now_ms) {
+            self.dispatch(out, now_ms);
         }
     }
 
-    /// Publishes counters to Envoy; done from the tick so requests pay no metric host calls.
-    pub fn sync_metrics(&mut self) {
-        self.metrics.sync(self.shipper.counts());
-    }
-
-    fn dispatch(&mut self, batch: Batch, now_ms: u64) {
+    fn dispatch(&mut self, out: Outgoing, now_ms: u64) {
         let headers = vec![
             (":method", "POST"),
             (":path", "/v1/events/batch"),
@@ -66,50 +68,57 @@ impl Delivery {
         match hostcalls::dispatch_http_call(
             &self.config.upstream,
             headers,
-            Some(&batch.gzip),
+            Some(&out.batch.gzip),
             vec![],
             timeout,
         ) {
             Ok(token) => {
                 if self.config.debug {
                     log::info!(
-                        "moesif: sending batch of {} events ({} bytes gzip, {} raw) to cluster {} for app {}",
-                        batch.events,
-                        batch.gzip.len(),
-                        batch.raw_bytes,
+                        "moesif: sending batch of {} events ({} bytes gzip, {} raw, attempt {}) to cluster {} for app {}",
+                        out.batch.events,
+                        out.batch.gzip.len(),
+                        out.batch.raw_bytes,
+                        out.attempts + 1,
                         self.config.upstream,
                         self.config.masked_application_id()
                     );
                 }
-                self.shipper.dispatched(token, batch);
+                self.shipper.dispatched(token, out);
             }
             Err(status) => {
-                let outcome = self.shipper.dispatch_failed(batch);
-                self.log_failure(
-                    outcome,
-                    &format!(
-                        "dispatch to cluster `{}` refused: {status:?}",
-                        self.config.upstream
-                    ),
-                    now_ms,
+                let outcome = self.shipper.dispatch_failed(out, now_ms);
+                let why = format!(
+                    "cluster `{}` refused the call: {status:?}",
+                    self.config.upstream
                 );
+                self.log_failure(outcome, &why, now_ms);
             }
         }
     }
 
     /// Handles the collector's answer to the call `token`.
-    pub fn on_response(&mut self, token: u32, now_ms: u64) {
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
-        match self.shipper.on_response(token, status) {
+    pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) {
+        let header = |name| {
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+        match self.shipper.on_response(token, status, retry_after, now_ms) {
             Some(Outcome::Sent { events }) if self.config.debug => {
                 log::info!("moesif: batch of {events} events accepted");
             }
-            Some(outcome @ Outcome::Failed { .. }) => {
+            Some(outcome @ (Outcome::Retrying { .. } | Outcome::Rejected { .. })) => {
+                let reason =
+                    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(200))
+                        .ok()
+                        .flatten()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
                 let why = match status {
-                    Some(s) => format!("collector answered {s}"),
+                    Some(s) => format!("collector answered {s} {}", reason.trim()),
                     None => "no answer from the collector".to_string(),
                 };
                 self.log_failure(outcome, &why, now_ms);
@@ -120,13 +129,39 @@ impl Delivery {
     }
 
     fn log_failure(&mut self, outcome: Outcome, why: &str, now_ms: u64) {
-        if let (Some(held), Outcome::Failed { events, .. }) =
-            (self.failure_log.allow(now_ms), outcome)
-        {
-            log::warn!(
-                "moesif: batch of {events} events failed: {why}; dropped, counted in {} ({held} similar messages suppressed)",
-                Counter::EventsDroppedBatchFailed.name()
-            );
+        let Some(held) = self.failure_log.allow(now_ms) else {
+            return;
+        };
+        match outcome {
+            Outcome::Retrying { events, delay_ms } => log::warn!(
+                "moesif: batch of {events} events failed: {why}; retrying in {delay_ms} ms ({held} similar messages suppressed)"
+            ),
+            Outcome::Rejected { events } => log::warn!(
+                "moesif: batch of {events} events rejected: {why}; not retryable, dropped ({held} similar messages suppressed)"
+            ),
+            Outcome::Sent { .. } => {}
         }
+    }
+
+    /// Publishes metrics to Envoy and logs (rate-limited) any events dropped since last time.
+    /// Done from the tick so requests pay no metric host calls.
+    pub fn sync_metrics(&mut self, now_ms: u64) {
+        let counts = *self.shipper.counts();
+        self.metrics.sync(&counts, &self.shipper.gauges());
+        let drops: Vec<(Counter, u64)> = counts
+            .since(&self.logged_drops)
+            .filter(|(c, _)| c.is_drop())
+            .collect();
+        if !drops.is_empty() && self.drop_log.allow(now_ms).is_some() {
+            for (c, n) in drops {
+                log::warn!("moesif: dropped {n} events, counted in {}", c.name());
+            }
+            self.logged_drops = counts;
+        }
+    }
+
+    /// Events not yet acknowledged by the collector.
+    pub fn unsent(&self) -> u64 {
+        self.shipper.unsent()
     }
 }

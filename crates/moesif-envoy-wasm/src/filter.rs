@@ -1,10 +1,12 @@
-//! The HTTP filter's root context: holds the config, finds the shipper's queue, and in fallback
-//! mode (no singleton shipper reachable) batches and ships this worker's events itself.
+//! The HTTP filter's root context: holds the config, routes records to the singleton shipper's
+//! queue while that shipper is alive, and otherwise (no singleton configured, or its VM died)
+//! batches and ships this worker's events itself.
 
 use crate::capture::Capture;
 use crate::delivery::Delivery;
 use crate::host;
 use moesif_core::config::Config;
+use moesif_core::liveness::{self, Health};
 use moesif_core::record::Record;
 use moesif_core::stats::Counter;
 use proxy_wasm::hostcalls;
@@ -18,21 +20,38 @@ use std::time::Duration;
 pub struct Shared {
     pub config: Config,
     queue_vm_id: String,
+    heartbeat_key: String,
+    /// The shipper's queue while it is usable; `None` means ship locally.
     queue: Cell<Option<u32>>,
-    /// Filter counters, and the fallback shipper when the queue is unavailable.
+    /// Filter counters, and the fallback shipper.
     delivery: RefCell<Delivery>,
 }
 
 impl Shared {
-    /// The shipper's queue, resolved lazily: filters may configure before the shipper registers.
-    fn queue(&self) -> Option<u32> {
-        if self.queue.get().is_none() {
-            let q = hostcalls::resolve_shared_queue(&self.queue_vm_id, &self.config.queue_name)
-                .ok()
-                .flatten();
-            self.queue.set(q);
+    /// Re-decides where records go; called at configure and on every tick, never per request.
+    fn route(&self, now_ms: u64) {
+        let beat = hostcalls::get_shared_data(&self.heartbeat_key)
+            .ok()
+            .and_then(|(b, _)| b);
+        let health = liveness::health(beat.as_deref(), now_ms);
+        let queue = match health {
+            Health::Dead => None,
+            Health::Alive | Health::Unknown => self.queue.get().or_else(|| {
+                hostcalls::resolve_shared_queue(&self.queue_vm_id, &self.config.queue_name)
+                    .ok()
+                    .flatten()
+            }),
+        };
+        match (self.queue.get(), queue) {
+            (Some(_), None) => log::warn!(
+                "moesif: singleton shipper not alive (heartbeat {health:?}); this worker ships its own events"
+            ),
+            (None, Some(_)) if health == Health::Alive => {
+                log::info!("moesif: singleton shipper alive; sending events through its queue");
+            }
+            _ => {}
         }
-        self.queue.get()
+        self.queue.set(queue);
     }
 
     /// Hands one captured call to the shipper's queue, or to the local fallback shipper.
@@ -42,25 +61,23 @@ impl Shared {
         };
         let shipper = delivery.shipper();
         shipper.count(Counter::EventsCaptured, 1);
-        if let Some(queue) = self.queue() {
-            match record.encode() {
-                Ok(bytes) => match hostcalls::enqueue_shared_queue(queue, Some(&bytes)) {
-                    Ok(()) => {
-                        shipper.count(Counter::EventsEnqueued, 1);
-                        return;
-                    }
-                    Err(_) => {
-                        self.queue.set(None);
-                        shipper.count(Counter::EventsEnqueueFailed, 1);
-                    }
-                },
-                Err(_) => {
-                    shipper.count(Counter::EventsDroppedEncodeError, 1);
-                    return;
-                }
+        if let Some(queue) = self.queue.get() {
+            let Ok(bytes) = record.encode() else {
+                return shipper.count(Counter::EventsDroppedEncodeError, 1);
+            };
+            if hostcalls::enqueue_shared_queue(queue, Some(&bytes)).is_ok() {
+                return shipper.count(Counter::EventsEnqueued, 1);
             }
+            self.queue.set(None);
+            shipper.count(Counter::EventsEnqueueFailed, 1);
         }
         shipper.accept(&record, host::now_ms());
+    }
+
+    fn with_delivery(&self, f: impl FnOnce(&mut Delivery)) {
+        if let Ok(mut d) = self.delivery.try_borrow_mut() {
+            f(&mut d);
+        }
     }
 }
 
@@ -70,29 +87,29 @@ pub struct FilterRoot {
 }
 
 impl Context for FilterRoot {
-    fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
         if let Some(shared) = &self.shared {
-            if let Ok(mut d) = shared.delivery.try_borrow_mut() {
-                d.on_response(token, host::now_ms());
-            }
+            shared.with_delivery(|d| d.on_response(token, body_size, host::now_ms()));
         }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(shared) = &self.shared {
+            shared.with_delivery(|d| {
+                let unsent = d.unsent();
+                if unsent > 0 {
+                    log::warn!("moesif: filter stopping with {unsent} events not yet delivered");
+                }
+            });
+        }
+        true
     }
 }
 
 impl RootContext for FilterRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let config = match Config::parse(&bytes) {
-            Ok(parsed) => {
-                for w in parsed.warnings {
-                    log::warn!("moesif: {w}");
-                }
-                parsed.config
-            }
-            Err(e) => {
-                log::error!("moesif: {e}");
-                return false;
-            }
+        let Some(config) = host::load_config(self.get_plugin_configuration(), "moesif") else {
+            return false;
         };
         let queue_vm_id = config
             .queue_vm_id
@@ -102,21 +119,24 @@ impl RootContext for FilterRoot {
         self.set_tick_period(Duration::from_millis(config.batch_max_wait.clamp(1, 100)));
         let shared = Shared {
             queue_vm_id,
+            heartbeat_key: liveness::key(&config.queue_name),
             queue: Cell::new(None),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,
         };
-        shared.queue();
+        shared.route(host::now_ms());
         self.shared = Some(Rc::new(shared));
         true
     }
 
     fn on_tick(&mut self) {
         if let Some(shared) = &self.shared {
-            if let Ok(mut d) = shared.delivery.try_borrow_mut() {
-                d.dispatch_due(host::now_ms());
-                d.sync_metrics();
-            }
+            let now = host::now_ms();
+            shared.route(now);
+            shared.with_delivery(|d| {
+                d.dispatch_due(now);
+                d.sync_metrics(now);
+            });
         }
     }
 

@@ -40,3 +40,20 @@ pub fn lossy(map: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Parses the plugin configuration, logging warnings; `None` (after logging the error, which
+/// names the key) rejects the plugin.
+pub fn load_config(bytes: Option<Vec<u8>>, who: &str) -> Option<moesif_core::config::Config> {
+    match moesif_core::config::Config::parse(&bytes.unwrap_or_default()) {
+        Ok(parsed) => {
+            for w in parsed.warnings {
+                log::warn!("{who}: {w}");
+            }
+            Some(parsed.config)
+        }
+        Err(e) => {
+            log::error!("{who}: {e}");
+            None
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! The singleton shipper root (root_id `moesif_shipper`, `envoy.bootstrap.wasm` with
-//! `singleton: true`): drains the queue every worker's filter writes to and owns all delivery.
+//! `singleton: true`): drains the queue every worker's filter writes to, owns all delivery, and
+//! publishes a heartbeat so filters notice if it dies.
 
 use crate::delivery::Delivery;
 use crate::host;
-use moesif_core::config::Config;
+use moesif_core::liveness;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext};
 use std::time::Duration;
@@ -11,45 +12,56 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct ShipperRoot {
     queue: Option<u32>,
+    heartbeat_key: String,
     delivery: Option<Delivery>,
+    #[cfg(feature = "test-faults")]
+    crash_at_ms: Option<u64>,
 }
 
 impl ShipperRoot {
-    fn drain(&mut self) {
+    fn drain(&mut self, now_ms: u64) {
         let (Some(queue), Some(delivery)) = (self.queue, self.delivery.as_mut()) else {
             return;
         };
-        let now = host::now_ms();
         while let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) {
-            delivery.shipper().accept_encoded(&bytes, now);
-            delivery.dispatch_due(now);
+            delivery.shipper().accept_encoded(&bytes, now_ms);
+            delivery.dispatch_due(now_ms);
         }
-        delivery.dispatch_due(now);
+        delivery.dispatch_due(now_ms);
+    }
+
+    fn beat(&self, now_ms: u64) {
+        let _ =
+            hostcalls::set_shared_data(&self.heartbeat_key, Some(&liveness::encode(now_ms)), None);
     }
 }
 
 impl Context for ShipperRoot {
-    fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
         if let Some(d) = self.delivery.as_mut() {
-            d.on_response(token, host::now_ms());
+            d.on_response(token, body_size, host::now_ms());
         }
+    }
+
+    fn on_done(&mut self) -> bool {
+        // No dispatch here: it crashes Envoy 1.40 at shutdown. Drain gracefully before stopping.
+        if let Some(unsent) = self
+            .delivery
+            .as_ref()
+            .map(Delivery::unsent)
+            .filter(|n| *n > 0)
+        {
+            log::warn!("moesif shipper: stopping with {unsent} events not yet delivered");
+        }
+        true
     }
 }
 
 impl RootContext for ShipperRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let config = match Config::parse(&bytes) {
-            Ok(parsed) => {
-                for w in parsed.warnings {
-                    log::warn!("moesif shipper: {w}");
-                }
-                parsed.config
-            }
-            Err(e) => {
-                log::error!("moesif shipper: {e}");
-                return false;
-            }
+        let Some(config) = host::load_config(self.get_plugin_configuration(), "moesif shipper")
+        else {
+            return false;
         };
         match hostcalls::register_shared_queue(&config.queue_name) {
             Ok(q) => self.queue = Some(q),
@@ -61,19 +73,33 @@ impl RootContext for ShipperRoot {
                 return false;
             }
         }
+        let now = host::now_ms();
+        self.heartbeat_key = liveness::key(&config.queue_name);
+        self.beat(now);
+        #[cfg(feature = "test-faults")]
+        {
+            self.crash_at_ms = config.test_crash_after_ms.map(|ms| now + ms);
+        }
         self.set_tick_period(Duration::from_millis(config.batch_max_wait.clamp(1, 100)));
         self.delivery = Some(Delivery::new(config));
         true
     }
 
     fn on_queue_ready(&mut self, _: u32) {
-        self.drain();
+        self.drain(host::now_ms());
     }
 
     fn on_tick(&mut self) {
-        self.drain();
+        let now = host::now_ms();
+        #[cfg(feature = "test-faults")]
+        if self.crash_at_ms.is_some_and(|at| now >= at) {
+            log::error!("moesif shipper: test fault: aborting the VM");
+            std::process::abort();
+        }
+        self.beat(now);
+        self.drain(now);
         if let Some(d) = self.delivery.as_mut() {
-            d.sync_metrics();
+            d.sync_metrics(now);
         }
     }
 }
