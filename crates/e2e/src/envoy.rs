@@ -23,8 +23,58 @@ pub enum Mode {
 /// The filter config the tests and the demo use unless they say otherwise.
 pub const DEFAULT_FILTER_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id", "user_id_header": "X-User-Id", "company_id_header": "X-Company-Id", "batch_max_wait": 1000}"#;
 
-/// Renders `envoy/local.yaml` for `mode`.
+/// The shipper config the tests and the demo use unless they say otherwise.
+pub const DEFAULT_SHIPPER_CONFIG: &str =
+    r#"{"moesif_application_id": "local-demo-app-id", "batch_max_wait": 1000}"#;
+
+/// Everything that varies between the Envoys the tests start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub filter_config: String,
+    pub shipper_config: String,
+    /// The .wasm the shipper runs (the filter always runs the release build).
+    pub shipper_wasm: PathBuf,
+}
+
+impl Options {
+    pub fn new(mode: Mode) -> Self {
+        Options {
+            mode,
+            filter_config: DEFAULT_FILTER_CONFIG.into(),
+            shipper_config: DEFAULT_SHIPPER_CONFIG.into(),
+            shipper_wasm: wasm_path(),
+        }
+    }
+
+    pub fn filter(mut self, json: &str) -> Self {
+        self.filter_config = json.into();
+        self
+    }
+
+    pub fn shipper(mut self, json: &str) -> Self {
+        self.shipper_config = json.into();
+        self
+    }
+
+    pub fn shipper_wasm(mut self, path: PathBuf) -> Self {
+        self.shipper_wasm = path;
+        self
+    }
+}
+
+/// Renders `envoy/local.yaml` for `mode` with the default plugin configs.
 pub fn render(mode: Mode, filter_config: &str, upstream_port: u16, collector_port: u16) -> String {
+    render_with(
+        &Options::new(mode).filter(filter_config),
+        upstream_port,
+        collector_port,
+    )
+}
+
+/// Renders `envoy/local.yaml` for `opts`.
+pub fn render_with(opts: &Options, upstream_port: u16, collector_port: u16) -> String {
+    let mode = opts.mode;
     let template = std::fs::read_to_string(root().join("envoy/local.yaml")).unwrap();
     let mut out = String::new();
     let mut skipping = false;
@@ -46,10 +96,15 @@ pub fn render(mode: Mode, filter_config: &str, upstream_port: u16, collector_por
         if skipping {
             continue;
         }
-        if t == "{{FILTER_CONFIG}}" {
+        let block_value = match t {
+            "{{FILTER_CONFIG}}" => Some(&opts.filter_config),
+            "{{SHIPPER_CONFIG}}" => Some(&opts.shipper_config),
+            _ => None,
+        };
+        if let Some(value) = block_value {
             // Inside a YAML block scalar: every line of the JSON needs the same indent.
             let indent = &line[..line.len() - line.trim_start().len()];
-            for l in filter_config.lines() {
+            for l in value.lines() {
                 out.push_str(indent);
                 out.push_str(l.trim_start());
                 out.push('\n');
@@ -64,6 +119,7 @@ pub fn render(mode: Mode, filter_config: &str, upstream_port: u16, collector_por
         .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
         .replace("{{COLLECTOR_PORT}}", &collector_port.to_string())
         .replace("{{WASM}}", &wasm_path().display().to_string())
+        .replace("{{SHIPPER_WASM}}", &opts.shipper_wasm.display().to_string())
 }
 
 pub struct Envoy {
@@ -153,6 +209,48 @@ impl Envoy {
 
     pub fn log_tail(&self) -> String {
         tail(&self.log)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One of Envoy's own counters, e.g. `http.ingress_http.downstream_rq_completed`.
+    pub fn server_stat(&self, name: &str) -> u64 {
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let url = format!("{}/stats?format=json&filter={last}", self.admin);
+        let r = self.client.get(&url, &[]);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["value"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Requests Envoy answered on the ingress listener.
+    pub fn completed(&self) -> u64 {
+        self.server_stat("http.ingress_http.downstream_rq_completed")
+    }
+
+    /// Resident memory of the Envoy process.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// `POST` to an admin endpoint, e.g. `/drain_listeners?graceful`.
+    pub fn admin_post(&self, path: &str) -> u16 {
+        self.client
+            .send("POST", &format!("{}{path}", self.admin), &[], Some(b""))
+            .status
     }
 }
 

@@ -11,8 +11,10 @@
 
 pub mod client;
 pub mod envoy;
+pub mod load;
 pub mod process;
 pub mod services;
+pub mod stack;
 
 use std::path::PathBuf;
 
@@ -56,4 +58,9 @@ pub fn scratch(name: &str) -> PathBuf {
         .join(format!("{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The plugin built with the `test-faults` feature (by `cargo xtask build`), for crash tests.
+pub fn test_faults_wasm_path() -> PathBuf {
+    root().join("target/test-faults/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }

@@ -70,3 +70,21 @@ fn port_of(addr: &str) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap()
 }
+
+impl Collector {
+    /// Replaces the collector's fault spec (see the collector's `/_collector/faults`).
+    pub fn set_faults(&self, spec: &Value) {
+        let r = self.client.send(
+            "POST",
+            &self.url("/_collector/faults"),
+            &[("content-type", "application/json")],
+            Some(spec.to_string().as_bytes()),
+        );
+        assert!(r.status < 300, "faults {spec}: {} {}", r.status, r.text());
+    }
+
+    pub fn clear_faults(&self) {
+        self.client
+            .send("DELETE", &self.url("/_collector/faults"), &[], None);
+    }
+}

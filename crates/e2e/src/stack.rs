@@ -1,0 +1,30 @@
+//! Upstream + collector + Envoy, started together for one test.
+
+use crate::envoy::{self, Envoy, Options};
+use crate::services::{start_collector, start_upstream, Collector, Upstream};
+use std::path::PathBuf;
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub upstream: Upstream,
+    pub collector: Collector,
+    pub envoy: Envoy,
+}
+
+impl Stack {
+    pub fn start(name: &str, opts: &Options) -> Stack {
+        let dir = crate::scratch(name);
+        let upstream = start_upstream(&dir);
+        let collector = start_collector(&dir);
+        let envoy = envoy::start(
+            &dir,
+            &envoy::render_with(opts, upstream.port, collector.port),
+        );
+        Stack {
+            dir,
+            upstream,
+            collector,
+            envoy,
+        }
+    }
+}
