@@ -33,8 +33,11 @@ pub struct Options {
     pub mode: Mode,
     pub filter_config: String,
     pub shipper_config: String,
-    /// The .wasm the shipper runs (the filter always runs the release build).
+    /// The .wasm the shipper runs.
     pub shipper_wasm: PathBuf,
+    /// The .wasm the filter runs, and its root_id (another plugin can be swapped in).
+    pub filter_wasm: PathBuf,
+    pub filter_root_id: String,
 }
 
 impl Options {
@@ -44,7 +47,16 @@ impl Options {
             filter_config: DEFAULT_FILTER_CONFIG.into(),
             shipper_config: DEFAULT_SHIPPER_CONFIG.into(),
             shipper_wasm: wasm_path(),
+            filter_wasm: wasm_path(),
+            filter_root_id: "moesif_api_root_id".into(),
         }
+    }
+
+    /// Runs another plugin as the filter (benchmark comparisons).
+    pub fn filter_plugin(mut self, wasm: PathBuf, root_id: &str) -> Self {
+        self.filter_wasm = wasm;
+        self.filter_root_id = root_id.into();
+        self
     }
 
     pub fn filter(mut self, json: &str) -> Self {
@@ -118,7 +130,8 @@ pub fn render_with(opts: &Options, upstream_port: u16, collector_port: u16) -> S
         .replace("{{LISTEN_PORT}}", "0")
         .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
         .replace("{{COLLECTOR_PORT}}", &collector_port.to_string())
-        .replace("{{WASM}}", &wasm_path().display().to_string())
+        .replace("{{FILTER_WASM}}", &opts.filter_wasm.display().to_string())
+        .replace("{{FILTER_ROOT_ID}}", &opts.filter_root_id)
         .replace("{{SHIPPER_WASM}}", &opts.shipper_wasm.display().to_string())
 }
 

@@ -88,3 +88,13 @@ impl Collector {
             .send("DELETE", &self.url("/_collector/faults"), &[], None);
     }
 }
+
+impl Collector {
+    /// Forgets every stored event and resets the stats.
+    pub fn clear_events(&self) {
+        let r = self
+            .client
+            .send("DELETE", &self.url("/_collector/events"), &[], None);
+        assert!(r.status < 300, "clear events: {}", r.status);
+    }
+}

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod bench;
 mod demo;
 
 use std::path::Path;
@@ -24,20 +25,27 @@ fn main() {
             build();
             demo::run();
         }
+        Some("bench") => {
+            setup();
+            build();
+            bench::run(rest);
+        }
         Some("test") => {
             setup();
             build();
             test(rest);
         }
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|demo|test [cargo test args]>");
+            eprintln!(
+                "usage: cargo xtask <setup|build|demo|test [cargo test args]|bench [--help]>"
+            );
             exit(2);
         }
     }
 }
 
 /// Runs a command from the repository root, exiting on failure.
-fn run(cmd: &mut Command) {
+pub fn run(cmd: &mut Command) {
     eprintln!("+ {cmd:?}");
     let status = cmd
         .current_dir(e2e::root())

@@ -1,0 +1,107 @@
+//! Per-event cost of the core's hot paths: what the filter does per request (record encode)
+//! and what the shipper does per event (decode + event JSON, body classification, gzip).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use moesif_core::batch::Batcher;
+use moesif_core::body::{to_event_body, Body};
+use moesif_core::event::to_event_json;
+use moesif_core::record::{Record, Response};
+use uuid::Uuid;
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// A POST with a 1 KB JSON body answered with 1 KB of JSON, as in the macro benchmark.
+fn post_record() -> Record {
+    let json = format!(
+        r#"{{"items":[{}]}}"#,
+        vec![r#"{"id":12345,"name":"widget"}"#; 35].join(",")
+    );
+    Record {
+        start_ns: 1_730_263_542_914_000_000,
+        duration_ns: 1_234_567,
+        method: "POST".into(),
+        scheme: "http".into(),
+        authority: "api.example.com".into(),
+        path: "/v1/orders?expand=items".into(),
+        request_headers: headers(&[
+            ("content-type", "application/json"),
+            ("content-length", "1024"),
+            ("user-agent", "wrk"),
+            ("x-user-id", "user-1234"),
+            ("x-forwarded-proto", "http"),
+            ("x-request-id", "3b1f0a2e-8f7c-4c1e-9d7a-1f2e3d4c5b6a"),
+        ]),
+        request_body: Body::Captured(json.clone().into_bytes()),
+        source_address: "10.1.2.3:45678".into(),
+        response: Some(Response {
+            status: 200,
+            headers: headers(&[
+                ("content-type", "application/json"),
+                ("content-length", "1024"),
+                ("x-envoy-upstream-service-time", "1"),
+            ]),
+            body: Body::Captured(json.into_bytes()),
+        }),
+        upstream_address: "10.1.2.4:8080".into(),
+        route_name: "api".into(),
+        cluster_name: "backend".into(),
+        user_id: Some("user-1234".into()),
+        company_id: None,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let rec = post_record();
+    let encoded = rec.encode().unwrap();
+    let event = to_event_json(&rec, Uuid::nil()).unwrap();
+    let mut g = c.benchmark_group("per_event");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("record_encode (filter)", |b| {
+        b.iter(|| rec.encode().unwrap())
+    });
+    g.bench_function("record_decode (shipper)", |b| {
+        b.iter(|| Record::decode(&encoded).unwrap())
+    });
+    g.bench_function("record_to_event_json (shipper)", |b| {
+        b.iter(|| to_event_json(&rec, Uuid::nil()).unwrap())
+    });
+    let Body::Captured(body) = &rec.request_body else {
+        unreachable!()
+    };
+    g.bench_function("body_classify_json_1k", |b| {
+        b.iter(|| to_event_body(body, Some("application/json"), None))
+    });
+    g.bench_function("body_classify_binary_1k", |b| {
+        b.iter(|| to_event_body(body, Some("application/octet-stream"), None))
+    });
+    g.finish();
+    let mut g = c.benchmark_group("per_batch_of_100");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("batch_close_and_gzip", |b| {
+        b.iter_batched(
+            || {
+                let mut batcher = Batcher::new(100, usize::MAX, 1000);
+                for _ in 0..100 {
+                    batcher.push(&event, 0);
+                }
+                batcher
+            },
+            |mut batcher| batcher.take(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    eprintln!(
+        "sizes: record {} B msgpack, event {} B JSON",
+        encoded.len(),
+        event.len()
+    );
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);

@@ -1,0 +1,397 @@
+//! `cargo xtask bench`: the same load through Envoy without the plugin, with it (singleton and
+//! fallback), and optionally with any other plugin, alternating configs within each round, on
+//! this machine, in one run. Medians of the rounds go to target/bench/report.{md,json}.
+
+use e2e::envoy::{self, Envoy, Mode, Options};
+use e2e::services::{start_collector, start_upstream, Collector};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Args {
+    duration_s: u32,
+    rounds: usize,
+    connections: u32,
+    micro: bool,
+    compare: Option<(PathBuf, String, String)>,
+}
+
+impl Args {
+    pub fn parse(args: &[String]) -> Args {
+        let mut a = Args {
+            duration_s: 10,
+            rounds: 3,
+            connections: 32,
+            micro: true,
+            compare: None,
+        };
+        let (mut wasm, mut config, mut root_id) = (None, None, None);
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--duration" => {
+                    a.duration_s = value().parse().unwrap_or_else(|_| usage("--duration N"))
+                }
+                "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
+                "--connections" => {
+                    a.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
+                }
+                "--skip-micro" => a.micro = false,
+                "--compare-wasm" => wasm = Some(PathBuf::from(value())),
+                "--compare-config" => config = Some(value()),
+                "--compare-root-id" => root_id = Some(value()),
+                other => usage(&format!("unknown flag {other}")),
+            }
+        }
+        if let Some(wasm) = wasm {
+            let config = config.unwrap_or_else(|| usage("--compare-wasm needs --compare-config"));
+            a.compare = Some((wasm, config, root_id.unwrap_or_default()));
+        }
+        a
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--skip-micro]\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
+    );
+    std::process::exit(2)
+}
+
+/// One load shape.
+struct Workload {
+    name: &'static str,
+    path: &'static str,
+    /// Lua lines that set up the request (method, body, headers).
+    setup: String,
+    /// Per-connection pause between requests: fixes the offered load (None: as fast as possible).
+    pace_ms: Option<u32>,
+}
+
+fn workloads() -> Vec<Workload> {
+    let item = r#"{\"id\":12345,\"name\":\"widget\",\"price\":9.5}"#;
+    let body_1k = format!(r#"{{\"items\":[{}]}}"#, vec![item; 24].join(","));
+    vec![
+        Workload { name: "GET small", path: "/items", setup: String::new(), pace_ms: None },
+        Workload {
+            name: "POST 1 KB JSON",
+            path: "/echo",
+            setup: format!(
+                "wrk.method = \"POST\"\nwrk.body = \"{body_1k}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            ),
+            pace_ms: None,
+        },
+        Workload { name: "GET 64 KB", path: "/bytes/65536", setup: String::new(), pace_ms: None },
+        Workload { name: "GET direct_response", path: "/direct", setup: String::new(), pace_ms: None },
+        Workload { name: "GET small, fixed load", path: "/items", setup: String::new(), pace_ms: Some(10) },
+    ]
+}
+
+#[derive(Clone)]
+struct Config {
+    name: String,
+    opts: Options,
+    /// Whether Envoy's own plugin stats are ours (wire bytes come from the collector anyway).
+    ours: bool,
+}
+
+fn configs(args: &Args) -> Vec<Config> {
+    let mut v = vec![
+        Config {
+            name: "(a) no plugin".into(),
+            opts: Options::new(Mode::Baseline),
+            ours: false,
+        },
+        Config {
+            name: "(b) this plugin, singleton".into(),
+            opts: Options::new(Mode::Singleton),
+            ours: true,
+        },
+        Config {
+            name: "(c) this plugin, fallback".into(),
+            opts: Options::new(Mode::Fallback),
+            ours: true,
+        },
+    ];
+    if let Some((wasm, config, root_id)) = &args.compare {
+        let name = wasm
+            .file_name()
+            .map_or("other".into(), |n| n.to_string_lossy().into_owned());
+        v.push(Config {
+            name: format!("(d) {name}"),
+            opts: Options::new(Mode::Fallback)
+                .filter(config)
+                .filter_plugin(wasm.clone(), root_id),
+            ours: false,
+        });
+    }
+    v
+}
+
+/// The measurements of one (config, workload, round).
+#[derive(Clone, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    errors: u64,
+    cpu_s_per_10k: f64,
+    peak_rss_mib: f64,
+    completed: u64,
+    delivered: u64,
+    wire_per_event: f64,
+    raw_per_event: f64,
+}
+
+pub fn run(args: &[String]) {
+    let args = Args::parse(args);
+    if args.micro {
+        crate::run(Command::new("cargo").args([
+            "bench",
+            "--package",
+            "moesif-core",
+            "--bench",
+            "core",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ]));
+    }
+    let dir = e2e::scratch("bench");
+    let upstream = start_upstream(&dir);
+    let collector = start_collector(&dir);
+    let configs = configs(&args);
+    let workloads = workloads();
+    // results[config][workload] = runs
+    let mut results = vec![vec![Vec::<Run>::new(); workloads.len()]; configs.len()];
+    for round in 0..args.rounds {
+        for (wi, w) in workloads.iter().enumerate() {
+            for (ci, c) in configs.iter().enumerate() {
+                let run_dir = dir.join(format!("r{round}-w{wi}-c{ci}"));
+                std::fs::create_dir_all(&run_dir).unwrap();
+                let r = measure(&args, &run_dir, c, w, upstream.port, &collector);
+                eprintln!(
+                    "round {} | {:<24} | {:<28} | {:>8.0} req/s p99 {:.2} ms | delivered {}/{}",
+                    round + 1,
+                    w.name,
+                    c.name,
+                    r.rps,
+                    r.p99_ms,
+                    r.delivered,
+                    r.completed
+                );
+                results[ci][wi].push(r);
+            }
+        }
+    }
+    let report = report(&args, &configs, &workloads, &results);
+    let out = e2e::root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.md"), &report.0).unwrap();
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report.1).unwrap(),
+    )
+    .unwrap();
+    println!("{}", report.0);
+    println!("written: target/bench/report.md, target/bench/report.json");
+}
+
+fn measure(
+    args: &Args,
+    dir: &Path,
+    c: &Config,
+    w: &Workload,
+    upstream: u16,
+    collector: &Collector,
+) -> Run {
+    collector.clear_events();
+    let envoy = envoy::start(dir, &envoy::render_with(&c.opts, upstream, collector.port));
+    let cpu_before = cpu_seconds(&envoy);
+    let out = dir.join("wrk.json");
+    let script = dir.join("wrk.lua");
+    std::fs::write(&script, lua(w, &out)).unwrap();
+    let status = Command::new("wrk")
+        .args([
+            "-t",
+            "2",
+            "-c",
+            &args.connections.to_string(),
+            "-d",
+            &format!("{}s", args.duration_s),
+        ])
+        .arg("-s")
+        .arg(&script)
+        .arg(envoy.url(w.path))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("wrk not found: run `cargo xtask setup`");
+    assert!(status.success(), "wrk failed");
+    let wrk: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let completed = envoy.completed();
+    let cpu = cpu_seconds(&envoy) - cpu_before;
+    let delivered = wait_delivered(collector, completed);
+    let stats = collector.stats();
+    let events = stats["events"].as_f64().unwrap_or(0.0).max(1.0);
+    let requests = wrk["requests"].as_f64().unwrap_or(0.0);
+    let secs = wrk["duration_us"].as_f64().unwrap_or(1.0) / 1e6;
+    let us = |k: &str| wrk[k].as_f64().unwrap_or(0.0) / 1000.0;
+    let run = Run {
+        rps: requests / secs,
+        p50_ms: us("p50"),
+        p99_ms: us("p99"),
+        p999_ms: us("p999"),
+        errors: wrk["errors"].as_u64().unwrap_or(0),
+        cpu_s_per_10k: cpu / (completed.max(1) as f64) * 10_000.0,
+        peak_rss_mib: peak_rss(&envoy) as f64 / (1 << 20) as f64,
+        completed,
+        delivered,
+        wire_per_event: stats["bytes_wire"].as_f64().unwrap_or(0.0) / events,
+        raw_per_event: stats["bytes_raw"].as_f64().unwrap_or(0.0) / events,
+    };
+    if c.ours {
+        let s = envoy.plugin_stats();
+        let dropped: u64 = s
+            .iter()
+            .filter(|(k, _)| k.contains("dropped"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(dropped, 0, "{}: the plugin dropped events: {s:?}", c.name);
+    }
+    drop(envoy);
+    run
+}
+
+/// Waits until the collector has every completed call, or its count stops moving for 3 s.
+fn wait_delivered(collector: &Collector, completed: u64) -> u64 {
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        let n = collector.event_count();
+        if n >= completed || last.1.elapsed() > Duration::from_secs(3) {
+            return n;
+        }
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn lua(w: &Workload, out: &Path) -> String {
+    let pace = w
+        .pace_ms
+        .map(|ms| format!("function delay() return {ms} end\n"))
+        .unwrap_or_default();
+    format!(
+        r#"{setup}{pace}
+function done(summary, latency, requests)
+  local e = summary.errors
+  local f = io.open("{out}", "w")
+  f:write(string.format('{{"requests":%d,"duration_us":%d,"errors":%d,"p50":%d,"p99":%d,"p999":%d}}',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+  f:close()
+end
+"#,
+        setup = w.setup,
+        out = out.display()
+    )
+}
+
+/// User + system CPU seconds of the Envoy process so far.
+fn cpu_seconds(envoy: &Envoy) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", envoy.proc.pid())).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+fn peak_rss(envoy: &Envoy) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", envoy.proc.pid())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn report(
+    args: &Args,
+    configs: &[Config],
+    workloads: &[Workload],
+    results: &[Vec<Vec<Run>>],
+) -> (String, Value) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mut md = format!(
+        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
+        args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    md.push_str("| workload | config | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut json_rows = vec![];
+    for (wi, w) in workloads.iter().enumerate() {
+        let base = median(results[0][wi].iter().map(|r| r.rps).collect());
+        for (ci, c) in configs.iter().enumerate() {
+            let runs = &results[ci][wi];
+            let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+            let (completed, delivered): (u64, u64) = runs
+                .iter()
+                .fold((0, 0), |a, r| (a.0 + r.completed, a.1 + r.delivered));
+            let errors: u64 = runs.iter().map(|r| r.errors).sum();
+            let rps = m(|r| r.rps);
+            let plugin = ci > 0;
+            let dash = |v: f64, p: usize| {
+                if plugin {
+                    format!("{v:.p$}")
+                } else {
+                    "-".into()
+                }
+            };
+            md.push_str(&format!(
+                "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |\n",
+                w.name, c.name, rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
+                m(|r| r.cpu_s_per_10k), m(|r| r.peak_rss_mib),
+                if plugin { format!("{delivered} / {completed}") } else { "-".into() },
+                dash(m(|r| r.wire_per_event), 0), dash(m(|r| r.raw_per_event), 0),
+            ));
+            json_rows.push(json!({
+                "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
+                "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
+                "cpu_s_per_10k": m(|r| r.cpu_s_per_10k), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "completed": completed, "delivered": delivered, "load_errors": errors,
+                "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
+                "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    (
+        md,
+        json!({"duration_s": args.duration_s, "rounds": args.rounds, "connections": args.connections, "cpu": cpu, "results": json_rows}),
+    )
+}
