@@ -2,7 +2,7 @@
 //! fallback), and optionally with any other plugin, alternating configs within each round, on
 //! this machine, in one run. Medians of the rounds go to target/bench/report.{md,json}.
 
-use e2e::envoy::{self, Envoy, Mode, Options};
+use e2e::envoy::{self, Mode, Options};
 use e2e::services::{start_collector, start_upstream, Collector};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ pub struct Args {
     connections: u32,
     micro: bool,
     compare: Option<(PathBuf, String, String)>,
+    /// Only workloads / configs whose name contains one of these (all when empty).
+    only: Vec<String>,
 }
 
 impl Args {
@@ -25,6 +27,7 @@ impl Args {
             connections: 32,
             micro: true,
             compare: None,
+            only: vec![],
         };
         let (mut wasm, mut config, mut root_id) = (None, None, None);
         let mut it = args.iter();
@@ -43,6 +46,7 @@ impl Args {
                     a.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
                 }
                 "--skip-micro" => a.micro = false,
+                "--only" => a.only.push(value()),
                 "--compare-wasm" => wasm = Some(PathBuf::from(value())),
                 "--compare-config" => config = Some(value()),
                 "--compare-root-id" => root_id = Some(value()),
@@ -59,7 +63,7 @@ impl Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--skip-micro]\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
+        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--skip-micro] [--only NAME]...\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
     );
     std::process::exit(2)
 }
@@ -143,6 +147,7 @@ struct Run {
     p999_ms: f64,
     errors: u64,
     cpu_s_per_10k: f64,
+    collector_cpu_s_per_10k: f64,
     peak_rss_mib: f64,
     completed: u64,
     delivered: u64,
@@ -169,8 +174,20 @@ pub fn run(args: &[String]) {
     let dir = e2e::scratch("bench");
     let upstream = start_upstream(&dir);
     let collector = start_collector(&dir);
-    let configs = configs(&args);
-    let workloads = workloads();
+    let keep =
+        |name: &str| args.only.is_empty() || args.only.iter().any(|o| name.contains(o.as_str()));
+    let configs: Vec<Config> = configs(&args)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || keep(&c.name))
+        .map(|(_, c)| c)
+        .collect();
+    let all = workloads();
+    let any_workload = all.iter().any(|w| keep(w.name));
+    let workloads: Vec<Workload> = all
+        .into_iter()
+        .filter(|w| !any_workload || keep(w.name))
+        .collect();
     // results[config][workload] = runs
     let mut results = vec![vec![Vec::<Run>::new(); workloads.len()]; configs.len()];
     for round in 0..args.rounds {
@@ -216,7 +233,8 @@ fn measure(
 ) -> Run {
     collector.clear_events();
     let envoy = envoy::start(dir, &envoy::render_with(&c.opts, upstream, collector.port));
-    let cpu_before = cpu_seconds(&envoy);
+    let cpu_before = cpu_seconds(envoy.proc.pid());
+    let collector_cpu_before = cpu_seconds(collector.proc.pid());
     let out = dir.join("wrk.json");
     let script = dir.join("wrk.lua");
     std::fs::write(&script, lua(w, &out)).unwrap();
@@ -238,7 +256,7 @@ fn measure(
     assert!(status.success(), "wrk failed");
     let wrk: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let completed = envoy.completed();
-    let cpu = cpu_seconds(&envoy) - cpu_before;
+    let cpu = cpu_seconds(envoy.proc.pid()) - cpu_before;
     let delivered = wait_delivered(collector, completed);
     let stats = collector.stats();
     let events = stats["events"].as_f64().unwrap_or(0.0).max(1.0);
@@ -252,6 +270,9 @@ fn measure(
         p999_ms: us("p999"),
         errors: wrk["errors"].as_u64().unwrap_or(0),
         cpu_s_per_10k: cpu / (completed.max(1) as f64) * 10_000.0,
+        collector_cpu_s_per_10k: (cpu_seconds(collector.proc.pid()) - collector_cpu_before)
+            / (completed.max(1) as f64)
+            * 10_000.0,
         peak_rss_mib: peak_rss(&envoy) as f64 / (1 << 20) as f64,
         completed,
         delivered,
@@ -307,10 +328,9 @@ end
     )
 }
 
-/// User + system CPU seconds of the Envoy process so far.
-fn cpu_seconds(envoy: &Envoy) -> f64 {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{}/stat", envoy.proc.pid())).unwrap_or_default();
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<f64> = rest
@@ -320,7 +340,7 @@ fn cpu_seconds(envoy: &Envoy) -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
-fn peak_rss(envoy: &Envoy) -> u64 {
+fn peak_rss(envoy: &e2e::envoy::Envoy) -> u64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", envoy.proc.pid())).unwrap_or_default();
     status
@@ -353,7 +373,7 @@ fn report(
         "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
         args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| workload | config | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | CPU s / 10k req | peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | config | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | Envoy CPU s / 10k req | collector CPU s / 10k | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json_rows = vec![];
     for (wi, w) in workloads.iter().enumerate() {
         let base = median(results[0][wi].iter().map(|r| r.rps).collect());
@@ -374,16 +394,16 @@ fn report(
                 }
             };
             md.push_str(&format!(
-                "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} |\n",
+                "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {} |\n",
                 w.name, c.name, rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
-                m(|r| r.cpu_s_per_10k), m(|r| r.peak_rss_mib),
+                m(|r| r.cpu_s_per_10k), dash(m(|r| r.collector_cpu_s_per_10k), 2), m(|r| r.peak_rss_mib),
                 if plugin { format!("{delivered} / {completed}") } else { "-".into() },
                 dash(m(|r| r.wire_per_event), 0), dash(m(|r| r.raw_per_event), 0),
             ));
             json_rows.push(json!({
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
-                "cpu_s_per_10k": m(|r| r.cpu_s_per_10k), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "cpu_s_per_10k": m(|r| r.cpu_s_per_10k), "collector_cpu_s_per_10k": m(|r| r.collector_cpu_s_per_10k), "peak_rss_mib": m(|r| r.peak_rss_mib),
                 "completed": completed, "delivered": delivered, "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
