@@ -5,6 +5,7 @@ pub mod batch;
 pub mod body;
 pub mod config;
 pub mod event;
+pub mod forward;
 pub mod headers;
 pub mod ids;
 pub mod liveness;

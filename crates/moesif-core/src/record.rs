@@ -50,6 +50,28 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
         rmp_serde::from_slice(bytes)
     }
+
+    /// Appends the encoding to `out`: records are self-delimiting, so several can share one
+    /// queue message.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), rmp_serde::encode::Error> {
+        rmp_serde::encode::write(out, self)
+    }
+
+    /// Every record of a message made with [`Record::encode_into`]; stops at the first error.
+    pub fn decode_all(
+        bytes: &[u8],
+    ) -> impl Iterator<Item = Result<Record, rmp_serde::decode::Error>> + '_ {
+        let mut de = rmp_serde::Deserializer::new(bytes);
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || de.get_ref().is_empty() {
+                return None;
+            }
+            let rec = serde::Deserialize::deserialize(&mut de);
+            failed = rec.is_err();
+            Some(rec)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +108,29 @@ mod tests {
             !has(b"start_ns") && !has(b"request_headers"),
             "field names on the wire"
         );
+    }
+
+    #[test]
+    fn several_records_share_a_message() {
+        let a = Record {
+            path: "/a".into(),
+            ..Record::default()
+        };
+        let b = Record {
+            path: "/b".into(),
+            request_body: Body::Captured(vec![1, 2]),
+            ..Record::default()
+        };
+        let mut msg = Vec::new();
+        a.encode_into(&mut msg).unwrap();
+        b.encode_into(&mut msg).unwrap();
+        let all: Vec<Record> = Record::decode_all(&msg).map(Result::unwrap).collect();
+        assert_eq!(all, vec![a.clone(), b]);
+        msg.push(0xc1);
+        let results: Vec<_> = Record::decode_all(&msg).collect();
+        assert_eq!(results.len(), 3);
+        assert!(results[2].is_err());
+        assert_eq!(Record::decode_all(b"").count(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::batch::{Batch, Batcher};
 use crate::config::Config;
 use crate::event::to_event_json;
+use crate::forward::{Block, Forwarder};
 use crate::ids::IdGen;
 use crate::record::Record;
 use crate::retry::{classify, Backoff, Verdict};
@@ -36,6 +37,8 @@ pub enum Outcome {
 }
 
 pub struct Shipper {
+    /// Filter side: records encoded for the singleton's queue, not yet enqueued.
+    forward: Forwarder,
     batcher: Batcher,
     /// Closed batches awaiting (re)send, oldest first.
     waiting: VecDeque<Outgoing>,
@@ -53,6 +56,7 @@ impl Shipper {
     pub fn new(config: &Config, seed: u64) -> Self {
         let max_batch_bytes = (config.max_buffer_bytes / 4).max(1);
         Shipper {
+            forward: Forwarder::default(),
             batcher: Batcher::new(
                 config.batch_max_size,
                 max_batch_bytes,
@@ -73,17 +77,61 @@ impl Shipper {
         }
     }
 
-    /// Takes one MessagePack record dequeued from the shared queue.
-    pub fn accept_encoded(&mut self, bytes: &[u8], now_ms: u64) {
-        self.counts.add(Counter::EventsDequeued, 1);
-        match Record::decode(bytes) {
-            Ok(rec) => self.accept(&rec, now_ms),
-            Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
+    /// Takes one message dequeued from the shared queue: a block of MessagePack records.
+    pub fn accept_dequeued(&mut self, bytes: &[u8], now_ms: u64) {
+        for rec in Record::decode_all(bytes) {
+            self.counts.add(Counter::EventsDequeued, 1);
+            match rec {
+                Ok(rec) => self.accept(&rec, now_ms),
+                // The rest of the message cannot be delimited: one loss counted, logged.
+                Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
+            }
         }
     }
 
-    /// Takes one record (the fallback path skips the MessagePack round trip).
-    pub fn accept(&mut self, rec: &Record, now_ms: u64) {
+    /// Filter side: queues `rec` for the singleton shipper; returns a block to enqueue when one
+    /// is full. Counted as captured.
+    pub fn forward(&mut self, rec: &Record) -> Option<Block> {
+        self.counts.add(Counter::EventsCaptured, 1);
+        match self.forward.push(rec) {
+            Ok(block) => block,
+            Err(_) => {
+                self.counts.add(Counter::EventsDroppedEncodeError, 1);
+                None
+            }
+        }
+    }
+
+    /// Filter side: the open block, whatever its size (tick, or switching routes).
+    pub fn take_block(&mut self) -> Option<Block> {
+        self.forward.take()
+    }
+
+    /// Filter side: `block` is on the queue.
+    pub fn enqueued(&mut self, block: &Block) {
+        self.counts
+            .add(Counter::EventsEnqueued, block.events as u64);
+    }
+
+    /// Filter side: the queue refused `block`; its records are shipped from here instead.
+    pub fn enqueue_failed(&mut self, block: &Block, now_ms: u64) {
+        self.counts
+            .add(Counter::EventsEnqueueFailed, block.events as u64);
+        for rec in Record::decode_all(&block.bytes) {
+            match rec {
+                Ok(rec) => self.accept(&rec, now_ms),
+                Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
+            }
+        }
+    }
+
+    /// Filter side, fallback: ships `rec` from this VM. Counted as captured.
+    pub fn capture_locally(&mut self, rec: &Record, now_ms: u64) {
+        self.counts.add(Counter::EventsCaptured, 1);
+        self.accept(rec, now_ms);
+    }
+
+    fn accept(&mut self, rec: &Record, now_ms: u64) {
         let json = match to_event_json(rec, self.ids.next_uuid()) {
             Ok(json) => json,
             Err(_) => return self.counts.add(Counter::EventsDroppedEncodeError, 1),
@@ -96,11 +144,6 @@ impl Shipper {
             self.close_batch();
         }
         self.enforce_bound();
-    }
-
-    /// Counts a filter-side event (captured, enqueued) in this shipper's counters.
-    pub fn count(&mut self, c: Counter, n: u64) {
-        self.counts.add(c, n);
     }
 
     fn close_batch(&mut self) {
@@ -121,7 +164,8 @@ impl Shipper {
     }
 
     fn buffer_bytes(&self) -> usize {
-        self.batcher.bytes()
+        self.forward.bytes()
+            + self.batcher.bytes()
             + self
                 .waiting
                 .iter()
@@ -229,10 +273,8 @@ impl Shipper {
         let mut g = Gauges::default();
         let waiting: usize = self.waiting.iter().map(|o| o.batch.events).sum();
         let in_flight: usize = self.in_flight.iter().map(|(_, o)| o.batch.events).sum();
-        g.set(
-            Gauge::EventsBuffered,
-            (self.batcher.events() + waiting) as u64,
-        );
+        let buffered = self.forward.events() + self.batcher.events() + waiting;
+        g.set(Gauge::EventsBuffered, buffered as u64);
         g.set(Gauge::BufferBytes, self.buffer_bytes() as u64);
         g.set(Gauge::BatchesInFlight, self.in_flight.len() as u64);
         g.set(Gauge::EventsInFlight, in_flight as u64);
@@ -285,9 +327,9 @@ mod tests {
     #[test]
     fn sends_full_batches_and_counts_acks() {
         let mut s = Shipper::new(&config(2), 1);
-        s.accept_encoded(&record(), 0);
+        s.accept_dequeued(&record(), 0);
         assert!(s.poll(0).is_none());
-        s.accept_encoded(&record(), 1);
+        s.accept_dequeued(&record(), 1);
         let out = s.poll(1).unwrap();
         assert_eq!((out.batch.events, out.attempts), (2, 0));
         s.dispatched(7, out);
@@ -309,7 +351,7 @@ mod tests {
     #[test]
     fn partial_batch_waits_for_max_wait() {
         let mut s = Shipper::new(&config(10), 1);
-        s.accept_encoded(&record(), 100);
+        s.accept_dequeued(&record(), 100);
         assert!(s.poll(1099).is_none());
         assert_eq!(s.poll(1100).unwrap().batch.events, 1);
     }
@@ -317,7 +359,7 @@ mod tests {
     #[test]
     fn transient_failures_retry_the_same_bytes_with_backoff() {
         let mut s = Shipper::new(&config(1), 1);
-        s.accept_encoded(&record(), 0);
+        s.accept_dequeued(&record(), 0);
         let out = s.poll(0).unwrap();
         let bytes = out.batch.gzip.clone();
         s.dispatched(1, out);
@@ -349,7 +391,7 @@ mod tests {
     #[test]
     fn retry_after_is_honoured() {
         let mut s = Shipper::new(&config(1), 1);
-        s.accept_encoded(&record(), 0);
+        s.accept_dequeued(&record(), 0);
         let out = s.poll(0).unwrap();
         s.dispatched(1, out);
         s.on_response(1, Some(429), Some(7000), 100);
@@ -361,7 +403,7 @@ mod tests {
     fn concurrent_failures_back_off_once() {
         let mut s = Shipper::new(&config(1), 1);
         for _ in 0..3 {
-            s.accept_encoded(&record(), 0);
+            s.accept_dequeued(&record(), 0);
         }
         for t in 0..3 {
             let out = s.poll(0).unwrap();
@@ -384,8 +426,8 @@ mod tests {
     #[test]
     fn non_retryable_answers_drop_once() {
         let mut s = Shipper::new(&config(2), 1);
-        s.accept_encoded(&record(), 0);
-        s.accept_encoded(&record(), 0);
+        s.accept_dequeued(&record(), 0);
+        s.accept_dequeued(&record(), 0);
         let out = s.poll(0).unwrap();
         s.dispatched(1, out);
         assert_eq!(
@@ -407,7 +449,7 @@ mod tests {
             1,
         );
         for _ in 0..3 {
-            s.accept_encoded(&record(), 0);
+            s.accept_dequeued(&record(), 0);
         }
         let a = s.poll(0).unwrap();
         s.dispatched(1, a);
@@ -428,14 +470,14 @@ mod tests {
             1,
         );
         let out = {
-            s.accept_encoded(&record(), 0);
+            s.accept_dequeued(&record(), 0);
             s.poll(0).unwrap()
         };
         s.dispatched(1, out);
         s.on_response(1, Some(503), None, 0);
         // Collector down: keep feeding well past the bound.
         for i in 0..500 {
-            s.accept_encoded(&record(), i);
+            s.accept_dequeued(&record(), i);
         }
         let g = s.gauges();
         assert!(g.get(Gauge::BufferBytes) <= 10_000, "{g:?}");
@@ -448,9 +490,40 @@ mod tests {
     }
 
     #[test]
+    fn filter_side_forwarding_and_fallback_account_exactly() {
+        let mut s = Shipper::new(&config(100), 1);
+        let rec = Record::decode(&record()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(s.forward(&rec), None);
+        }
+        assert_eq!(s.gauges().get(Gauge::EventsBuffered), 3);
+        let block = s.take_block().unwrap();
+        assert_eq!(block.events, 3);
+        s.enqueued(&block);
+        s.forward(&rec);
+        let refused = s.take_block().unwrap();
+        s.enqueue_failed(&refused, 0);
+        s.capture_locally(&rec, 0);
+        let c = *s.counts();
+        assert_eq!(c.get(Counter::EventsCaptured), 5);
+        assert_eq!(c.get(Counter::EventsEnqueued), 3);
+        assert_eq!(c.get(Counter::EventsEnqueueFailed), 1);
+        assert_eq!(
+            s.gauges().get(Gauge::EventsBuffered),
+            2,
+            "shipped from here"
+        );
+        // The shipper side of the queue.
+        let mut singleton = Shipper::new(&config(100), 2);
+        singleton.accept_dequeued(&block.bytes, 0);
+        assert_eq!(singleton.counts().get(Counter::EventsDequeued), 3);
+        assert_eq!(singleton.unsent(), 3);
+    }
+
+    #[test]
     fn garbage_records_are_counted() {
         let mut s = Shipper::new(&config(10), 1);
-        s.accept_encoded(b"\xc1", 0);
+        s.accept_dequeued(b"\xc1", 0);
         assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 1);
         assert_accounted(&s, 1);
     }
@@ -458,7 +531,7 @@ mod tests {
     #[test]
     fn dispatch_refusal_is_transient() {
         let mut s = Shipper::new(&config(1), 1);
-        s.accept_encoded(&record(), 0);
+        s.accept_dequeued(&record(), 0);
         let out = s.poll(0).unwrap();
         assert!(matches!(
             s.dispatch_failed(out, 0),

@@ -9,9 +9,10 @@
 pub enum Counter {
     /// Filter: API calls seen in on_log.
     EventsCaptured,
-    /// Filter: records put on the shared queue for the singleton shipper.
+    /// Filter: records put on the shared queue for the singleton shipper (in blocks).
     EventsEnqueued,
-    /// Filter: records the queue refused; the worker shipped them itself instead.
+    /// Filter: records meant for the queue that it refused, or that were still waiting when the
+    /// shipper was found dead; the worker shipped them itself instead.
     EventsEnqueueFailed,
     /// Shipper: records taken off the shared queue.
     EventsDequeued,

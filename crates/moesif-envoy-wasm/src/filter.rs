@@ -6,9 +6,9 @@ use crate::capture::Capture;
 use crate::delivery::Delivery;
 use crate::host;
 use moesif_core::config::Config;
+use moesif_core::forward::Block;
 use moesif_core::liveness::{self, Health};
 use moesif_core::record::Record;
-use moesif_core::stats::Counter;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -54,24 +54,33 @@ impl Shared {
         self.queue.set(queue);
     }
 
-    /// Hands one captured call to the shipper's queue, or to the local fallback shipper.
+    /// Hands one captured call to the shipper's queue (in blocks), or ships it from here.
     pub fn submit(&self, record: Record) {
-        let Ok(mut delivery) = self.delivery.try_borrow_mut() else {
+        let Ok(mut d) = self.delivery.try_borrow_mut() else {
             return;
         };
-        let shipper = delivery.shipper();
-        shipper.count(Counter::EventsCaptured, 1);
-        if let Some(queue) = self.queue.get() {
-            let Ok(bytes) = record.encode() else {
-                return shipper.count(Counter::EventsDroppedEncodeError, 1);
-            };
-            if hostcalls::enqueue_shared_queue(queue, Some(&bytes)).is_ok() {
-                return shipper.count(Counter::EventsEnqueued, 1);
+        match self.queue.get() {
+            Some(_) => {
+                if let Some(block) = d.shipper().forward(&record) {
+                    self.enqueue(&mut d, block);
+                }
             }
-            self.queue.set(None);
-            shipper.count(Counter::EventsEnqueueFailed, 1);
+            None => d.shipper().capture_locally(&record, host::now_ms()),
         }
-        shipper.accept(&record, host::now_ms());
+    }
+
+    /// Puts `block` on the queue, or ships it from here if there is no usable queue.
+    fn enqueue(&self, d: &mut Delivery, block: Block) {
+        let queued = self
+            .queue
+            .get()
+            .is_some_and(|q| hostcalls::enqueue_shared_queue(q, Some(&block.bytes)).is_ok());
+        if queued {
+            d.shipper().enqueued(&block);
+        } else {
+            self.queue.set(None);
+            d.shipper().enqueue_failed(&block, host::now_ms());
+        }
     }
 
     fn with_delivery(&self, f: impl FnOnce(&mut Delivery)) {
@@ -134,6 +143,9 @@ impl RootContext for FilterRoot {
             let now = host::now_ms();
             shared.route(now);
             shared.with_delivery(|d| {
+                if let Some(block) = d.shipper().take_block() {
+                    shared.enqueue(d, block);
+                }
                 d.dispatch_due(now);
                 d.sync_metrics(now);
             });

@@ -24,7 +24,7 @@ impl ShipperRoot {
             return;
         };
         while let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) {
-            delivery.shipper().accept_encoded(&bytes, now_ms);
+            delivery.shipper().accept_dequeued(&bytes, now_ms);
             delivery.dispatch_due(now_ms);
         }
         delivery.dispatch_due(now_ms);
