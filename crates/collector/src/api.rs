@@ -19,6 +19,7 @@ use crate::app_config::AppConfig;
 use crate::decode::{decode, DecodeError};
 use crate::faults::{FaultSpec, Faults, Injected};
 use crate::serve::Refusal;
+use crate::skim::skim_events;
 use crate::store::{EventFilter, Rejection, Store};
 use crate::validate::parse_events;
 
@@ -96,34 +97,45 @@ impl Collector {
         let encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok());
-        let events = decode(encoding, &wire, MAX_BATCH_BYTES)
-            .map_err(|e| match e {
-                DecodeError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-                _ => (StatusCode::BAD_REQUEST, e.to_string()),
-            })
-            .and_then(|raw| {
-                let events = parse_events(&raw, batch)
-                    .map_err(|reason| (StatusCode::BAD_REQUEST, reason))?;
-                Ok((raw.len(), events))
-            });
-        let (raw_len, events) = match events {
-            Ok(ok) => ok,
-            Err((status, reason)) => {
-                lock(&self.store).reject(Rejection::Status(status.as_u16()));
-                return error(status, reason);
+        let raw = match decode(encoding, &wire, MAX_BATCH_BYTES) {
+            Ok(raw) => raw,
+            Err(e @ DecodeError::TooLarge) => {
+                return self.reject(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
             }
+            Err(e) => return self.reject(StatusCode::BAD_REQUEST, e.to_string()),
         };
-        let count = events.len();
-        let stored = lock(&self.store).accept(events, header_map(&headers), wire.len(), raw_len);
-        if let Err(e) = stored {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("events file: {e}"),
-            );
+        let count_only = lock(&self.store).is_count_only();
+        if count_only {
+            let ids = match skim_events(&raw, batch) {
+                Ok(ids) => ids,
+                Err(reason) => return self.reject(StatusCode::BAD_REQUEST, reason),
+            };
+            let ids = ids.iter().map(Option::as_deref);
+            lock(&self.store).count(ids, header_map(&headers), wire.len(), raw.len());
+        } else {
+            let events = match parse_events(&raw, batch) {
+                Ok(events) => events,
+                Err(reason) => return self.reject(StatusCode::BAD_REQUEST, reason),
+            };
+            let count = events.len();
+            let stored =
+                lock(&self.store).accept(events, header_map(&headers), wire.len(), raw.len());
+            if let Err(e) = stored {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("events file: {e}"),
+                );
+            }
+            eprintln!("batch: {count} events");
         }
-        eprintln!("batch: {count} events");
         let etag = lock(&self.config).etag().to_owned();
         (StatusCode::CREATED, [(ETAG_HEADER, etag)]).into_response()
+    }
+
+    /// Answers an event POST with a 4xx of its own making, counting it as rejected.
+    fn reject(&self, status: StatusCode, reason: impl Into<String>) -> Response {
+        lock(&self.store).reject(Rejection::Status(status.as_u16()));
+        error(status, reason)
     }
 }
 
@@ -163,8 +175,7 @@ async fn receive_events(
     let wire = match axum::body::to_bytes(body, MAX_BATCH_BYTES).await {
         Ok(wire) => wire,
         Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) => {
-            lock(&collector.store).reject(Rejection::Status(413));
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "batch is over 50 MB");
+            return collector.reject(StatusCode::PAYLOAD_TOO_LARGE, "batch is over 50 MB");
         }
         Err(_) => return error(StatusCode::BAD_REQUEST, "could not read the body"),
     };
@@ -207,6 +218,7 @@ async fn set_config(State(collector): State<Arc<Collector>>, body: Bytes) -> Res
     Json(json!({ "etag": etag })).into_response()
 }
 
+/// Always `[]` in count-only mode, which keeps no events.
 async fn list_events(
     State(collector): State<Arc<Collector>>,
     Query(filter): Query<EventFilter>,

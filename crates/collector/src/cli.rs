@@ -1,33 +1,62 @@
-//! Hand-rolled `--flag value` parsing: both binaries take a few flags, not worth a CLI crate.
+//! Hand-rolled flag parsing: both binaries take a few flags, not worth a CLI crate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-/// Parses `--name value` pairs (also `--name=value`), accepting only the names in `known`.
+/// The flags given on the command line.
+#[derive(Debug, Default)]
+pub struct Flags {
+    values: HashMap<String, String>,
+    switches: HashSet<String>,
+}
+
+impl Flags {
+    /// The value of `--name VALUE`, if given.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether the switch `--name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.switches.contains(name)
+    }
+}
+
+/// Parses `--name value` pairs (also `--name=value`) for the names in `valued`, and bare
+/// `--name` for the names in `switches`.
 ///
-/// Returns the values by flag name without the dashes, or a message fit for the user.
+/// Flag names are given without the dashes. Errors are messages fit for the user.
 pub fn parse_flags(
     args: impl IntoIterator<Item = String>,
-    known: &[&str],
-) -> Result<HashMap<String, String>, String> {
-    let mut flags = HashMap::new();
+    valued: &[&str],
+    switches: &[&str],
+) -> Result<Flags, String> {
+    let mut flags = Flags::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(flag) = arg.strip_prefix("--") else {
             return Err(format!("unexpected argument `{arg}`"));
         };
-        let (name, value) = match flag.split_once('=') {
-            Some((name, value)) => (name.to_owned(), value.to_owned()),
-            None => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--{flag} needs a value"))?;
-                (flag.to_owned(), value)
-            }
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
         };
-        if !known.contains(&name.as_str()) {
+        if switches.contains(&name) {
+            if inline.is_some() {
+                return Err(format!("--{name} takes no value"));
+            }
+            flags.switches.insert(name.to_owned());
+            continue;
+        }
+        if !valued.contains(&name) {
             return Err(format!("unknown flag --{name}"));
         }
-        flags.insert(name, value);
+        let value = match inline {
+            Some(value) => value.to_owned(),
+            None => args
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value"))?,
+        };
+        flags.values.insert(name.to_owned(), value);
     }
     Ok(flags)
 }
@@ -45,12 +74,30 @@ mod tests {
         let flags = parse_flags(
             strings(&["--listen", "a:1", "--faults={}"]),
             &["listen", "faults"],
+            &[],
         );
         let flags = flags.unwrap_or_default();
-        assert_eq!(flags.get("listen").map(String::as_str), Some("a:1"));
-        assert_eq!(flags.get("faults").map(String::as_str), Some("{}"));
-        assert!(parse_flags(strings(&["--nope", "x"]), &["listen"]).is_err());
-        assert!(parse_flags(strings(&["--listen"]), &["listen"]).is_err());
-        assert!(parse_flags(strings(&["stray"]), &["listen"]).is_err());
+        assert_eq!(flags.value("listen"), Some("a:1"));
+        assert_eq!(flags.value("faults"), Some("{}"));
+        assert!(parse_flags(strings(&["--nope", "x"]), &["listen"], &[]).is_err());
+        assert!(parse_flags(strings(&["--listen"]), &["listen"], &[]).is_err());
+        assert!(parse_flags(strings(&["stray"]), &["listen"], &[]).is_err());
+    }
+
+    #[test]
+    fn switches_take_no_value() {
+        let flags = parse_flags(
+            strings(&["--quiet", "--listen", "a:1"]),
+            &["listen"],
+            &["quiet"],
+        );
+        let flags = flags.unwrap_or_default();
+        assert!(flags.has("quiet"));
+        assert!(!flags.has("listen"));
+        assert_eq!(flags.value("listen"), Some("a:1"));
+        assert!(parse_flags(strings(&["--quiet=yes"]), &[], &["quiet"]).is_err());
+        assert!(!parse_flags(strings(&[]), &[], &["quiet"])
+            .unwrap_or_default()
+            .has("quiet"));
     }
 }

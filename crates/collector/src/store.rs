@@ -1,7 +1,8 @@
-//! What the collector received: the events (in memory and in a JSON-lines file) and the
-//! counters tests assert on, such as duplicates from retries.
+//! What the collector received: the events (in memory and in a JSON-lines file, unless
+//! counting only) and the counters tests and benchmarks assert on, such as duplicates from
+//! retries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -9,8 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// How many duplicated transaction ids the stats list, to keep them readable.
-const MAX_LISTED_DUPLICATES: usize = 100;
+use crate::dedup::TransactionIds;
 
 /// Query of `GET /_collector/events`: exact-match filters, then the last `limit` events.
 #[derive(Debug, Default, Deserialize)]
@@ -33,12 +33,10 @@ pub enum Rejection {
 /// The accepted events and the counters about them.
 #[derive(Debug)]
 pub struct Store {
-    path: PathBuf,
-    file: File,
-    events: Vec<Value>,
-    seen_transaction_ids: HashSet<String>,
-    duplicate_events: u64,
-    duplicate_transaction_ids: Vec<String>,
+    /// `None` in count-only mode, where events are counted but never kept.
+    recording: Option<Recording>,
+    events: u64,
+    transaction_ids: TransactionIds,
     batches: u64,
     rejected: BTreeMap<String, u64>,
     bytes_wire: u64,
@@ -47,23 +45,52 @@ pub struct Store {
     config_requests: u64,
 }
 
-impl Store {
-    /// Opens (creating, appending to) the events file, so a run never loses an earlier one's.
-    pub fn open(path: &Path) -> io::Result<Self> {
+/// Where accepted events are kept.
+#[derive(Debug)]
+struct Recording {
+    path: PathBuf,
+    file: File,
+    events: Vec<Value>,
+}
+
+impl Recording {
+    fn open(path: &Path) -> io::Result<Self> {
         Ok(Self {
             path: path.to_owned(),
             file: OpenOptions::new().create(true).append(true).open(path)?,
             events: Vec::new(),
-            seen_transaction_ids: HashSet::new(),
-            duplicate_events: 0,
-            duplicate_transaction_ids: Vec::new(),
+        })
+    }
+}
+
+impl Store {
+    /// Opens (creating, appending to) the events file, so a run never loses an earlier one's.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(Some(Recording::open(path)?)))
+    }
+
+    /// A store that only counts, for benchmarks: it keeps no events and writes no file.
+    pub fn count_only() -> Self {
+        Self::new(None)
+    }
+
+    fn new(recording: Option<Recording>) -> Self {
+        Self {
+            recording,
+            events: 0,
+            transaction_ids: TransactionIds::default(),
             batches: 0,
             rejected: BTreeMap::new(),
             bytes_wire: 0,
             bytes_raw: 0,
             last_headers: BTreeMap::new(),
             config_requests: 0,
-        })
+        }
+    }
+
+    /// Whether events are only counted, so callers can skip building them.
+    pub fn is_count_only(&self) -> bool {
+        self.recording.is_none()
     }
 
     /// Records one accepted request: its events go to the file first, so memory never holds
@@ -75,30 +102,42 @@ impl Store {
         bytes_wire: usize,
         bytes_raw: usize,
     ) -> io::Result<()> {
-        let mut lines = Vec::new();
-        for event in &events {
-            serde_json::to_writer(&mut lines, event)?;
-            lines.push(b'\n');
-        }
-        self.file.write_all(&lines)?;
-        for event in events {
-            if let Some(id) = event.get("transaction_id").and_then(Value::as_str) {
-                if !self.seen_transaction_ids.insert(id.to_owned()) {
-                    self.duplicate_events += 1;
-                    if self.duplicate_transaction_ids.len() < MAX_LISTED_DUPLICATES
-                        && !self.duplicate_transaction_ids.iter().any(|d| d == id)
-                    {
-                        self.duplicate_transaction_ids.push(id.to_owned());
-                    }
-                }
+        if let Some(recording) = &mut self.recording {
+            let mut lines = Vec::new();
+            for event in &events {
+                serde_json::to_writer(&mut lines, event)?;
+                lines.push(b'\n');
             }
-            self.events.push(event);
+            recording.file.write_all(&lines)?;
+        }
+        let ids = events
+            .iter()
+            .map(|event| event.get("transaction_id").and_then(Value::as_str));
+        self.count(ids, headers, bytes_wire, bytes_raw);
+        if let Some(recording) = &mut self.recording {
+            recording.events.extend(events);
+        }
+        Ok(())
+    }
+
+    /// Counts one accepted request from just its events' transaction ids, keeping nothing.
+    pub fn count<'a>(
+        &mut self,
+        transaction_ids: impl IntoIterator<Item = Option<&'a str>>,
+        headers: BTreeMap<String, String>,
+        bytes_wire: usize,
+        bytes_raw: usize,
+    ) {
+        for id in transaction_ids {
+            self.events += 1;
+            if let Some(id) = id {
+                self.transaction_ids.record(id);
+            }
         }
         self.batches += 1;
         self.bytes_wire += bytes_wire as u64;
         self.bytes_raw += bytes_raw as u64;
         self.last_headers = headers;
-        Ok(())
     }
 
     /// Counts a refused event POST.
@@ -115,14 +154,17 @@ impl Store {
         self.config_requests += 1;
     }
 
-    /// The stored events matching `filter`, oldest first.
+    /// The stored events matching `filter`, oldest first; none when counting only.
     pub fn events(&self, filter: &EventFilter) -> Vec<&Value> {
+        let Some(recording) = &self.recording else {
+            return Vec::new();
+        };
         let matches = |event: &&Value, field: &str, wanted: &Option<String>| {
             wanted
                 .as_deref()
                 .is_none_or(|wanted| event.get(field).and_then(Value::as_str) == Some(wanted))
         };
-        let found: Vec<&Value> = self
+        let found: Vec<&Value> = recording
             .events
             .iter()
             .filter(|e| matches(e, "transaction_id", &filter.transaction_id))
@@ -141,24 +183,31 @@ impl Store {
             rejected.entry(key.to_owned()).or_default();
         }
         json!({
-            "events": self.events.len(),
-            "unique_transaction_ids": self.seen_transaction_ids.len(),
-            "duplicate_events": self.duplicate_events,
-            "duplicate_transaction_ids": self.duplicate_transaction_ids,
+            "events": self.events,
+            "unique_transaction_ids": self.transaction_ids.unique(),
+            "duplicate_events": self.transaction_ids.duplicate_events(),
+            "duplicate_transaction_ids": self.transaction_ids.listed_duplicates(),
             "batches": self.batches,
             "rejected": rejected,
             "bytes_wire": self.bytes_wire,
             "bytes_raw": self.bytes_raw,
             "last_headers": self.last_headers,
             "config_requests": self.config_requests,
+            "count_only": self.is_count_only(),
         })
     }
 
     /// Forgets everything, including the events file's content, so test phases start clean.
     pub fn clear(&mut self) -> io::Result<()> {
-        let fresh = Self::open(&self.path)?;
-        fresh.file.set_len(0)?;
-        *self = fresh;
+        let recording = match &self.recording {
+            Some(old) => {
+                let fresh = Recording::open(&old.path)?;
+                fresh.file.set_len(0)?;
+                Some(fresh)
+            }
+            None => None,
+        };
+        *self = Self::new(recording);
         Ok(())
     }
 }
@@ -199,6 +248,7 @@ mod tests {
         assert_eq!(stats["duplicate_events"], 2);
         assert_eq!(stats["duplicate_transaction_ids"], json!(["a"]));
         assert_eq!(stats["bytes_wire"], 15);
+        assert_eq!(stats["count_only"], false);
         assert_eq!(
             stats["rejected"],
             json!({"400": 0, "401": 0, "413": 1, "fault": 0})
@@ -214,5 +264,21 @@ mod tests {
         assert_eq!(store.stats()["events"], 0);
         assert_eq!(std::fs::read_to_string(&path)?, "");
         std::fs::remove_file(&path)
+    }
+
+    #[test]
+    fn count_only_counts_and_keeps_nothing() {
+        let mut store = Store::count_only();
+        store.count([Some("a"), None, Some("a")], BTreeMap::new(), 3, 9);
+        let stats = store.stats();
+        assert_eq!(stats["events"], 3);
+        assert_eq!(stats["unique_transaction_ids"], 1);
+        assert_eq!(stats["duplicate_events"], 1);
+        assert_eq!(stats["bytes_raw"], 9);
+        assert_eq!(stats["count_only"], true);
+        assert!(store.events(&EventFilter::default()).is_empty());
+        assert!(store.clear().is_ok());
+        assert_eq!(store.stats()["events"], 0);
+        assert_eq!(store.stats()["count_only"], true);
     }
 }

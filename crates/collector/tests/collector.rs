@@ -313,6 +313,75 @@ fn duplicates_are_counted_and_delete_resets_everything() -> TestResult {
 }
 
 #[test]
+fn count_only_counts_ids_and_keeps_nothing() -> TestResult {
+    let (server, file) = Server::collector("count-only", &["--count-only"])?;
+    let first = "0b6e5c3a-1f2d-4e8a-9c7b-3d2e1f0a9b8c";
+    let second = "7f3a2b1c-0d9e-4f8a-b7c6-5d4e3f2a1b0c";
+    let events = [event(first, "u"), event(second, "u"), event(first, "u")];
+    let raw = serde_json::to_vec(&events)?;
+    let wire = gzip(&raw)?;
+    let reply = post_events(&server, "/v1/events/batch", &wire, Some("gzip"))?;
+    assert_eq!(reply.status, 201);
+    assert!(reply.header("x-moesif-config-etag").is_some());
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["count_only"], true);
+    assert_eq!(stats_now["events"], 3);
+    assert_eq!(stats_now["unique_transaction_ids"], 2);
+    assert_eq!(stats_now["duplicate_events"], 1);
+    assert_eq!(stats_now["duplicate_transaction_ids"], json!([first]));
+    assert_eq!(stats_now["batches"], 1);
+    assert_eq!(stats_now["bytes_wire"], wire.len());
+    assert_eq!(stats_now["bytes_raw"], raw.len());
+    assert_eq!(stats_now["last_headers"]["content-encoding"], "gzip");
+
+    let single = serde_json::to_vec(&json!({"transaction_id": "s"}))?;
+    assert_eq!(
+        post_events(&server, "/v1/events", &single, None)?.status,
+        201
+    );
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 4);
+    assert_eq!(stats_now["unique_transaction_ids"], 3);
+    assert_eq!(stats_now["batches"], 2);
+    assert_eq!(get(&server.url("/_collector/events"))?.json()?, json!([]));
+    assert!(!file.exists(), "count-only must not write an events file");
+
+    assert_eq!(post(&server.url("/v1/events/batch"), &raw)?.status, 401);
+    let reply = post_events(&server, "/v1/events/batch", &single, None)?;
+    assert_eq!(reply.status, 400);
+    let reason = reply.json()?["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.starts_with("batch body must be a JSON array of events"));
+    assert_eq!(
+        post_events(&server, "/v1/events/batch", b"[1]", None)?.status,
+        400
+    );
+    set_faults(&server, r#"{"status":503,"count":1}"#)?;
+    assert_eq!(post_batch(&server, &events)?.status, 503);
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 4);
+    assert_eq!(
+        stats_now["rejected"],
+        json!({"400": 2, "401": 1, "fault": 1})
+    );
+
+    let cleared = send(ureq::delete(&server.url("/_collector/events")), b"")?;
+    assert_eq!(cleared.status, 204);
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["count_only"], true);
+    assert_eq!(stats_now["events"], 0);
+    assert_eq!(stats_now["unique_transaction_ids"], 0);
+    assert_eq!(stats_now["batches"], 0);
+    assert_eq!(stats_now["bytes_wire"], 0);
+    assert_eq!(stats_now["rejected"]["400"], 0);
+    assert_eq!(post_batch(&server, &[event(first, "u")])?.status, 201);
+    assert_eq!(stats(&server)?["duplicate_events"], 0);
+    Ok(())
+}
+
+#[test]
 fn status_fault_answers_count_requests_then_clears() -> TestResult {
     let (server, _) =
         Server::collector("fault-count", &["--faults", r#"{"status":500,"count":1}"#])?;

@@ -1,5 +1,6 @@
 //! Per-event cost of the core's hot paths: what the filter does per request (record encode)
 //! and what the shipper does per event (decode + event JSON, body classification, gzip).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use moesif_core::batch::Batcher;
@@ -55,7 +56,39 @@ fn post_record() -> Record {
     }
 }
 
+/// A GET answered with a small JSON document: the most common API call.
+fn get_record() -> Record {
+    Record {
+        method: "GET".into(),
+        path: "/items?page=2".into(),
+        request_headers: headers(&[
+            ("user-agent", "wrk"),
+            ("accept", "*/*"),
+            ("x-forwarded-proto", "http"),
+            ("x-request-id", "3b1f0a2e-8f7c-4c1e-9d7a-1f2e3d4c5b6a"),
+            ("x-envoy-expected-rq-timeout-ms", "15000"),
+        ]),
+        request_body: Body::Empty,
+        response: Some(Response {
+            status: 200,
+            headers: headers(&[
+                ("content-type", "application/json"),
+                ("content-length", "88"),
+                ("x-upstream", "sample"),
+                ("date", "Wed, 25 Nov 2026 21:44:00 GMT"),
+                ("x-envoy-upstream-service-time", "0"),
+            ]),
+            body: Body::Captured(
+                br#"{"items":[{"id":1,"name":"widget"},{"id":2,"name":"gadget"}],"query":"page=2"}"#.to_vec(),
+            ),
+        }),
+        ..post_record()
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    let get = get_record();
+    let get_encoded = get.encode().unwrap();
     let rec = post_record();
     let encoded = rec.encode().unwrap();
     let event = to_event_json(&rec, Uuid::nil()).unwrap();
@@ -63,6 +96,12 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("record_encode (filter)", |b| {
         b.iter(|| rec.encode().unwrap())
+    });
+    g.bench_function("get_small: record_encode (filter)", |b| {
+        b.iter(|| get.encode().unwrap())
+    });
+    g.bench_function("get_small: decode + event JSON (shipper)", |b| {
+        b.iter(|| to_event_json(&Record::decode(&get_encoded).unwrap(), Uuid::nil()).unwrap())
     });
     g.bench_function("record_decode (shipper)", |b| {
         b.iter(|| Record::decode(&encoded).unwrap())

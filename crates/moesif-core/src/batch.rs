@@ -38,15 +38,43 @@ impl Batcher {
 
     /// Adds one event's JSON object; the caller guarantees it is valid JSON.
     pub fn push(&mut self, event: &[u8], now_ms: u64) {
+        let _ = self.push_with(now_ms, usize::MAX, |out| {
+            out.extend_from_slice(event);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// Adds one event that `write` appends in place. Nothing is added (and `Ok(false)` is
+    /// returned) if it writes more than `max_event_bytes`; its error leaves the batch as it was.
+    pub fn push_with<E>(
+        &mut self,
+        now_ms: u64,
+        max_event_bytes: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let before = self.json.len();
         if self.events == 0 {
             self.json.clear();
             self.json.push(b'[');
-            self.opened_ms = now_ms;
         } else {
             self.json.push(b',');
         }
-        self.json.extend_from_slice(event);
-        self.events += 1;
+        let start = self.json.len();
+        let written = write(&mut self.json).map(|()| self.json.len() - start);
+        match written {
+            Ok(n) if n <= max_event_bytes => {
+                if self.events == 0 {
+                    self.opened_ms = now_ms;
+                }
+                self.events += 1;
+                Ok(true)
+            }
+            other => {
+                self.json
+                    .truncate(if self.events == 0 { 0 } else { before });
+                other.map(|_| false)
+            }
+        }
     }
 
     pub fn events(&self) -> usize {
@@ -135,6 +163,23 @@ mod tests {
         assert_eq!(gunzip(&b.take().unwrap().gzip), "[{},{}]");
         b.push(b"{}", 2000);
         assert!(!b.is_due(2999));
+        assert_eq!(gunzip(&b.take().unwrap().gzip), "[{}]");
+    }
+
+    #[test]
+    fn failed_or_oversized_writes_leave_the_batch_intact() {
+        let mut b = Batcher::new(100, 1 << 20, 1000);
+        assert_eq!(b.push_with(0, 100, |_| Err("boom")), Err("boom"));
+        assert_eq!(b.events(), 0);
+        b.push(b"{}", 0);
+        assert_eq!(
+            b.push_with(0, 3, |o| {
+                o.extend_from_slice(br#"{"a":1}"#);
+                Ok::<_, ()>(())
+            }),
+            Ok(false)
+        );
+        assert_eq!(b.push_with(0, 100, |_| Err("boom")), Err("boom"));
         assert_eq!(gunzip(&b.take().unwrap().gzip), "[{}]");
     }
 

@@ -63,17 +63,21 @@ impl BodyCapture {
     }
 }
 
-/// A body as the Moesif event carries it, with its `transfer_encoding`.
-#[derive(Debug)]
-pub enum EventBody {
-    Json(Box<RawValue>),
+/// A body as the Moesif event carries it, with its `transfer_encoding`. JSON is embedded as
+/// written (validated, not re-serialized), borrowed from the captured bytes when possible.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum EventBody<'a> {
+    Json(&'a RawValue),
+    /// JSON that had to be inflated first.
+    InflatedJson(Box<RawValue>),
     Base64(String),
 }
 
-impl EventBody {
+impl EventBody<'_> {
     pub fn transfer_encoding(&self) -> &'static str {
         match self {
-            EventBody::Json(_) => "json",
+            EventBody::Json(_) | EventBody::InflatedJson(_) => "json",
             EventBody::Base64(_) => "base64",
         }
     }
@@ -84,22 +88,36 @@ const MAX_INFLATED: u64 = 1_000_000;
 
 /// JSON when the content type says so and the bytes parse (after undoing a gzip/deflate
 /// `content-encoding`), else base64 of the bytes as received.
-pub fn to_event_body(
-    bytes: &[u8],
+pub fn to_event_body<'a>(
+    bytes: &'a [u8],
     content_type: Option<&str>,
     content_encoding: Option<&str>,
-) -> EventBody {
-    let is_json = content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+) -> EventBody<'a> {
+    let is_json = content_type.is_some_and(|ct| {
+        ct.as_bytes()
+            .windows(4)
+            .any(|w| w.eq_ignore_ascii_case(b"json"))
+    });
     if is_json {
-        let inflated = content_encoding.and_then(|ce| inflate(bytes, ce));
-        let plain = inflated.as_deref().unwrap_or(bytes);
-        if let Ok(text) = std::str::from_utf8(plain) {
-            if let Ok(raw) = serde_json::from_str::<&RawValue>(text.trim()) {
-                return EventBody::Json(raw.to_owned());
+        match content_encoding.and_then(|ce| inflate(bytes, ce)) {
+            Some(inflated) => {
+                if let Some(raw) = as_json(&inflated) {
+                    return EventBody::InflatedJson(raw.to_owned());
+                }
+            }
+            None => {
+                if let Some(raw) = as_json(bytes) {
+                    return EventBody::Json(raw);
+                }
             }
         }
     }
     EventBody::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn as_json(bytes: &[u8]) -> Option<&RawValue> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<&RawValue>(text.trim()).ok()
 }
 
 fn inflate(bytes: &[u8], encoding: &str) -> Option<Vec<u8>> {
@@ -192,7 +210,8 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(br#"{"zipped":true}"#).unwrap();
         let gz = enc.finish().unwrap();
-        let EventBody::Json(raw) = to_event_body(&gz, Some("application/json"), Some("gzip"))
+        let EventBody::InflatedJson(raw) =
+            to_event_body(&gz, Some("application/json"), Some("gzip"))
         else {
             panic!()
         };

@@ -5,7 +5,6 @@ use crate::headers::{client_ip, find, parse_ip, HeaderMap};
 use crate::record::Record;
 use crate::time::iso8601_ms;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 #[derive(Serialize)]
@@ -19,7 +18,30 @@ struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     company_id: Option<&'a str>,
     direction: &'static str,
-    metadata: Value,
+    metadata: Metadata<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    envoy: EnvoyMetadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body_omitted: Option<Omitted>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body_omitted: Option<Omitted>,
+}
+
+#[derive(Serialize)]
+struct EnvoyMetadata<'a> {
+    route_name: &'a str,
+    cluster_name: &'a str,
+    duration_ms: f64,
+}
+
+/// Why a body is missing from the event, and how big it was.
+#[derive(Serialize)]
+struct Omitted {
+    size: u64,
+    reason: &'static str,
 }
 
 #[derive(Serialize)]
@@ -31,7 +53,7 @@ struct Request<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<EventBodyJson>,
+    body: Option<EventBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     transfer_encoding: Option<&'static str>,
 }
@@ -44,23 +66,16 @@ struct Response<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<EventBodyJson>,
+    body: Option<EventBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     transfer_encoding: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum EventBodyJson {
-    Json(Box<serde_json::value::RawValue>),
-    Base64(String),
-}
-
-/// A body ready for the event, its transfer encoding, and (when omitted) its size.
-fn present(
-    body: &Body,
+/// A body ready for the event, and its transfer encoding.
+fn present<'a>(
+    body: &'a Body,
     headers: &[(String, String)],
-) -> (Option<EventBodyJson>, Option<&'static str>) {
+) -> (Option<EventBody<'a>>, Option<&'static str>) {
     let Body::Captured(bytes) = body else {
         return (None, None);
     };
@@ -70,11 +85,7 @@ fn present(
         find(headers, "content-encoding"),
     );
     let te = eb.transfer_encoding();
-    let json = match eb {
-        EventBody::Json(raw) => EventBodyJson::Json(raw),
-        EventBody::Base64(s) => EventBodyJson::Base64(s),
-    };
-    (Some(json), Some(te))
+    (Some(eb), Some(te))
 }
 
 /// `scheme://authority/path?query`; a path that is already absolute is kept as is.
@@ -90,28 +101,38 @@ fn full_uri(rec: &Record) -> String {
     format!("{scheme}://{}{}", rec.authority, rec.path)
 }
 
-fn metadata(rec: &Record) -> Value {
-    let mut envoy = Map::new();
-    envoy.insert("route_name".into(), rec.route_name.clone().into());
-    envoy.insert("cluster_name".into(), rec.cluster_name.clone().into());
-    envoy.insert(
-        "duration_ms".into(),
-        json!((rec.duration_ns as f64 / 1e6 * 1000.0).round() / 1000.0),
-    );
-    let mut meta = Map::new();
-    meta.insert("envoy".into(), Value::Object(envoy));
-    let omitted = |size: u64| json!({"size": size, "reason": "larger than max_body_size"});
-    if let Body::Omitted(size) = rec.request_body {
-        meta.insert("request_body_omitted".into(), omitted(size));
+fn metadata(rec: &Record) -> Metadata<'_> {
+    let omitted = |body: &Body| match body {
+        Body::Omitted(size) => Some(Omitted {
+            size: *size,
+            reason: "larger than max_body_size",
+        }),
+        _ => None,
+    };
+    Metadata {
+        envoy: EnvoyMetadata {
+            route_name: &rec.route_name,
+            cluster_name: &rec.cluster_name,
+            duration_ms: (rec.duration_ns as f64 / 1e3).round() / 1e3,
+        },
+        request_body_omitted: omitted(&rec.request_body),
+        response_body_omitted: rec.response.as_ref().and_then(|r| omitted(&r.body)),
     }
-    if let Some(Body::Omitted(size)) = rec.response.as_ref().map(|r| &r.body) {
-        meta.insert("response_body_omitted".into(), omitted(*size));
-    }
-    Value::Object(meta)
 }
 
 /// Serializes `rec` as a Moesif event JSON object.
 pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(1024);
+    write_event_json(rec, transaction_id, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `rec` as a Moesif event JSON object to `out` (the open batch, without a copy).
+pub fn write_event_json(
+    rec: &Record,
+    transaction_id: Uuid,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
     let (body, transfer_encoding) = present(&rec.request_body, &rec.request_headers);
     let request = Request {
         time: iso8601_ms(rec.start_ns),
@@ -142,13 +163,14 @@ pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Result<Vec<u8>, serd
         direction: "Incoming",
         metadata: metadata(rec),
     };
-    serde_json::to_vec(&event)
+    serde_json::to_writer(out, &event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::Response as RecResponse;
+    use serde_json::{json, Value};
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -55,6 +55,23 @@ pub struct HeaderMap<'a>(pub &'a [(String, String)]);
 
 impl Serialize for HeaderMap<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Envoy hands over lower-case, mostly unique names: serialize those without copying.
+        let lower = self
+            .0
+            .iter()
+            .all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
+        let unique = self
+            .0
+            .iter()
+            .enumerate()
+            .all(|(i, (n, _))| self.0.iter().skip(i + 1).all(|(m, _)| m != n));
+        if lower && unique {
+            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            for (n, v) in self.0 {
+                map.serialize_entry(n, v)?;
+            }
+            return map.end();
+        }
         let mut merged: Vec<(String, String)> = Vec::with_capacity(self.0.len());
         for (name, value) in self.0 {
             let name = name.to_ascii_lowercase();

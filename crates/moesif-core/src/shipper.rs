@@ -4,7 +4,7 @@
 
 use crate::batch::{Batch, Batcher};
 use crate::config::Config;
-use crate::event::to_event_json;
+use crate::event::write_event_json;
 use crate::forward::{Block, Forwarder};
 use crate::ids::IdGen;
 use crate::record::Record;
@@ -132,14 +132,16 @@ impl Shipper {
     }
 
     fn accept(&mut self, rec: &Record, now_ms: u64) {
-        let json = match to_event_json(rec, self.ids.next_uuid()) {
-            Ok(json) => json,
+        let id = self.ids.next_uuid();
+        let max = self.max_buffer_bytes;
+        match self
+            .batcher
+            .push_with(now_ms, max, |out| write_event_json(rec, id, out))
+        {
+            Ok(true) => {}
+            Ok(false) => return self.counts.add(Counter::EventsDroppedBufferFull, 1),
             Err(_) => return self.counts.add(Counter::EventsDroppedEncodeError, 1),
-        };
-        if json.len() > self.max_buffer_bytes {
-            return self.counts.add(Counter::EventsDroppedBufferFull, 1);
         }
-        self.batcher.push(&json, now_ms);
         if self.batcher.is_full() {
             self.close_batch();
         }

@@ -15,12 +15,17 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const USAGE: &str = "usage: moesif-collector [--listen ADDR] [--events-file PATH] \
-[--app-config PATH] [--faults JSON]
+[--app-config PATH] [--faults JSON] [--count-only]
   --listen ADDR        address to bind (default 127.0.0.1:8088; port 0 picks a free port)
   --events-file PATH   JSON-lines file every accepted event is appended to
                        (default moesif-events.jsonl)
   --app-config PATH    JSON served at GET /v1/config (default: sample everything, no rules)
   --faults JSON        initial fault spec, as POSTed to /_collector/faults
+  --count-only         for benchmarks, where the collector shares the CPU with the proxy:
+                       read only each event's transaction_id and count; no validation
+                       beyond \"JSON array of objects\", no events file (--events-file is
+                       ignored), no per-batch log line, GET /_collector/events is always [],
+                       and stats add \"count_only\": true
 Prints `LISTENING <addr>` once bound; exits on SIGTERM/SIGINT.";
 
 #[tokio::main]
@@ -40,24 +45,29 @@ async fn run() -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     }
-    let flags = parse_flags(args, &["listen", "events-file", "app-config", "faults"])
-        .map_err(|e| format!("{e}\n{USAGE}"))?;
-    let listen = flags.get("listen").map_or("127.0.0.1:8088", String::as_str);
-    let events_file = flags
-        .get("events-file")
-        .map_or("moesif-events.jsonl", String::as_str);
-    let config = match flags.get("app-config") {
+    let flags = parse_flags(
+        args,
+        &["listen", "events-file", "app-config", "faults"],
+        &["count-only"],
+    )
+    .map_err(|e| format!("{e}\n{USAGE}"))?;
+    let listen = flags.value("listen").unwrap_or("127.0.0.1:8088");
+    let events_file = flags.value("events-file").unwrap_or("moesif-events.jsonl");
+    let config = match flags.value("app-config") {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("reading {path}: {e}"))
             .and_then(|json| AppConfig::parse(&json))?,
         None => AppConfig::default(),
     };
     let faults = flags
-        .get("faults")
+        .value("faults")
         .map(|json| FaultSpec::parse(json.as_bytes()))
         .transpose()?;
-    let store =
-        Store::open(Path::new(events_file)).map_err(|e| format!("opening {events_file}: {e}"))?;
+    let store = if flags.has("count-only") {
+        Store::count_only()
+    } else {
+        Store::open(Path::new(events_file)).map_err(|e| format!("opening {events_file}: {e}"))?
+    };
 
     let (refusals, refusals_rx) = mpsc::unbounded_channel();
     let collector = Collector::new(store, config, refusals);

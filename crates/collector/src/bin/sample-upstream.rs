@@ -30,8 +30,8 @@ async fn run() -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     }
-    let flags = parse_flags(args, &["listen"]).map_err(|e| format!("{e}\n{USAGE}"))?;
-    let listen = flags.get("listen").map_or("127.0.0.1:8080", String::as_str);
+    let flags = parse_flags(args, &["listen"], &[]).map_err(|e| format!("{e}\n{USAGE}"))?;
+    let listen = flags.value("listen").unwrap_or("127.0.0.1:8080");
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("binding {listen}: {e}"))?;
