@@ -29,9 +29,15 @@ pub struct Collector {
 }
 
 pub fn start_collector(dir: &Path) -> Collector {
+    start_collector_with(dir, &[])
+}
+
+/// The collector with extra flags, e.g. `--count-only` for benchmarks.
+pub fn start_collector_with(dir: &Path, flags: &[&str]) -> Collector {
     let mut cmd = Command::new(tool_bin("moesif-collector"));
     cmd.args(["--listen", "127.0.0.1:0", "--events-file"])
-        .arg(dir.join("events.jsonl"));
+        .arg(dir.join("events.jsonl"))
+        .args(flags);
     let (proc, addr) = Proc::spawn_listening("moesif-collector", cmd, &dir.join("collector.log"));
     Collector {
         proc,

@@ -3,7 +3,7 @@
 //! this machine, in one run. Medians of the rounds go to target/bench/report.{md,json}.
 
 use e2e::envoy::{self, Mode, Options};
-use e2e::services::{start_collector, start_upstream, Collector};
+use e2e::services::{start_collector_with, start_upstream, Collector};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -173,7 +173,8 @@ pub fn run(args: &[String]) {
     }
     let dir = e2e::scratch("bench");
     let upstream = start_upstream(&dir);
-    let collector = start_collector(&dir);
+    // Count-only: the collector shares these 2 cores with Envoy, so it must cost little.
+    let collector = start_collector_with(&dir, &["--count-only"]);
     let keep =
         |name: &str| args.only.is_empty() || args.only.iter().any(|o| name.contains(o.as_str()));
     let configs: Vec<Config> = configs(&args)
@@ -370,7 +371,7 @@ fn report(
         })
         .unwrap_or_default();
     let mut md = format!(
-        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
+        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
         args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str("| workload | config | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | Envoy CPU s / 10k req | collector CPU s / 10k | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
