@@ -145,7 +145,18 @@ pub struct Envoy {
 
 /// Starts Envoy on `config` (a rendered YAML) and waits until its listener is up.
 pub fn start(dir: &Path, config: &str) -> Envoy {
-    let cfg = dir.join("envoy.yaml");
+    start_file(dir, "envoy.yaml", config)
+}
+
+/// Starts Envoy on a config built as JSON (Envoy reads JSON bootstraps too).
+pub fn start_json(dir: &Path, config: &Value) -> Envoy {
+    std::fs::create_dir_all(dir).unwrap();
+    start_file(dir, "envoy.json", &config.to_string())
+}
+
+fn start_file(dir: &Path, name: &str, config: &str) -> Envoy {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join(name);
     std::fs::write(&cfg, config).unwrap();
     let admin_file = dir.join("admin.addr");
     let log = dir.join("envoy.log");

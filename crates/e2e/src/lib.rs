@@ -15,6 +15,7 @@ pub mod load;
 pub mod process;
 pub mod services;
 pub mod stack;
+pub mod tls;
 
 use std::path::PathBuf;
 

@@ -8,8 +8,19 @@ pub struct Wrk(Child);
 
 /// Starts wrk against `url` for `seconds`, in the background.
 pub fn start(dir: &Path, url: &str, seconds: u32, connections: u32, pace_ms: u32) -> Wrk {
-    let script = dir.join("pace.lua");
-    std::fs::write(&script, format!("function delay() return {pace_ms} end\n")).unwrap();
+    start_script(
+        dir,
+        url,
+        seconds,
+        connections,
+        &format!("function delay() return {pace_ms} end\n"),
+    )
+}
+
+/// Like [`start`], with a Lua script of one's own (headers, pacing).
+pub fn start_script(dir: &Path, url: &str, seconds: u32, connections: u32, lua: &str) -> Wrk {
+    let script = dir.join("load.lua");
+    std::fs::write(&script, lua).unwrap();
     let child = Command::new("wrk")
         .args([
             "-t",

@@ -148,7 +148,8 @@ impl Shipper {
         self.enforce_bound();
     }
 
-    fn close_batch(&mut self) {
+    /// Closes the open batch now, due or not (a retiring filter config delivers what it holds).
+    pub fn close_batch(&mut self) {
         if let Some(batch) = self.batcher.take() {
             self.waiting.push_back(Outgoing { batch, attempts: 0 });
         }

@@ -23,6 +23,9 @@ pub struct Shared {
     heartbeat_key: String,
     /// The shipper's queue while it is usable; `None` means ship locally.
     queue: Cell<Option<u32>>,
+    /// Set when Envoy retires this filter config (e.g. an ECDS update): nothing may be left
+    /// waiting for a tick that will not come.
+    closing: Cell<bool>,
     /// Filter counters, and the fallback shipper.
     delivery: RefCell<Delivery>,
 }
@@ -61,7 +64,13 @@ impl Shared {
         };
         match self.queue.get() {
             Some(_) => {
-                if let Some(block) = d.shipper().forward(&record) {
+                let full = d.shipper().forward(&record);
+                if let Some(block) = full.or_else(|| {
+                    self.closing
+                        .get()
+                        .then(|| d.shipper().take_block())
+                        .flatten()
+                }) {
                     self.enqueue(&mut d, block);
                 }
             }
@@ -102,16 +111,26 @@ impl Context for FilterRoot {
         }
     }
 
+    /// Envoy retires this root (config update or shutdown). Records for the singleton are
+    /// enqueued now; events this root ships itself keep it alive (`false`) until delivered.
+    /// No dispatch here: that crashes Envoy 1.40 at shutdown.
     fn on_done(&mut self) -> bool {
-        if let Some(shared) = &self.shared {
-            shared.with_delivery(|d| {
-                let unsent = d.unsent();
-                if unsent > 0 {
-                    log::warn!("moesif: filter stopping with {unsent} events not yet delivered");
-                }
-            });
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        shared.closing.set(true);
+        let mut unsent = 0;
+        shared.with_delivery(|d| {
+            if let Some(block) = d.shipper().take_block() {
+                shared.enqueue(d, block);
+            }
+            d.shipper().close_batch();
+            unsent = d.unsent();
+        });
+        if unsent > 0 {
+            log::info!("moesif: filter config retired with {unsent} events to deliver first");
         }
-        true
+        unsent == 0
     }
 }
 
@@ -130,6 +149,7 @@ impl RootContext for FilterRoot {
             queue_vm_id,
             heartbeat_key: liveness::key(&config.queue_name),
             queue: Cell::new(None),
+            closing: Cell::new(false),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,
         };
@@ -148,6 +168,9 @@ impl RootContext for FilterRoot {
                 }
                 d.dispatch_due(now);
                 d.sync_metrics(now);
+                if shared.closing.get() && d.unsent() == 0 {
+                    let _ = hostcalls::done();
+                }
             });
         }
     }

