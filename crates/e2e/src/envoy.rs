@@ -254,9 +254,10 @@ impl Envoy {
             .unwrap_or(0)
     }
 
-    /// Requests Envoy answered on the ingress listener.
+    /// Requests Envoy took on the ingress listener, answered or not (a load generator that
+    /// stops mid-request leaves some unanswered; they are API calls all the same).
     pub fn completed(&self) -> u64 {
-        self.server_stat("http.ingress_http.downstream_rq_completed")
+        self.server_stat("http.ingress_http.downstream_rq_total")
     }
 
     /// Resident memory of the Envoy process.

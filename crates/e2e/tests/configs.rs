@@ -158,6 +158,50 @@ fn responses_are_byte_identical_with_and_without_the_plugin() {
         Duration::from_secs(10),
         || (collector.event_count() == calls.len() as u64).then_some(()),
     );
+    // Bodies over max_body_size (100000) are not shipped; the event gives their size.
+    let events = collector.events();
+    let find = |verb: &str, path: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["request"]["verb"] == verb
+                    && e["request"]["uri"].as_str().unwrap().ends_with(path)
+            })
+            .unwrap_or_else(|| panic!("no event for {verb} {path}"))
+    };
+    let big_post = events
+        .iter()
+        .find(|e| e["request"]["headers"]["content-type"] == "application/octet-stream")
+        .unwrap();
+    assert!(big_post["request"].get("body").is_none(), "{big_post}");
+    assert!(big_post["response"].get("body").is_none(), "{big_post}");
+    assert_eq!(
+        big_post["metadata"]["request_body_omitted"]["size"],
+        200_000
+    );
+    assert_eq!(
+        big_post["metadata"]["response_body_omitted"]["size"],
+        200_000
+    );
+    let bytes = find("GET", "/bytes/150000");
+    assert_eq!(bytes["metadata"]["response_body_omitted"]["size"], 150_000);
+    assert!(bytes["metadata"].get("request_body_omitted").is_none());
+    let json_post = events
+        .iter()
+        .find(|e| e["request"]["headers"]["content-type"] == "application/json")
+        .unwrap();
+    assert_eq!(
+        json_post["request"]["body"],
+        serde_json::json!({"a": [1, 2, 3], "b": "\u{e9}"})
+    );
+    assert_eq!(json_post["response"]["body"], json_post["request"]["body"]);
+    let binary = find("GET", "/binary");
+    assert_eq!(binary["response"]["transfer_encoding"], "base64");
+    assert_eq!(
+        binary["response"]["body"].as_str().unwrap().len(),
+        344,
+        "256 bytes in base64"
+    );
 }
 
 #[test]

@@ -40,6 +40,7 @@ fn dropped(s: &BTreeMap<String, u64>) -> u64 {
     [
         "moesif_events_dropped_buffer_full",
         "moesif_events_dropped_non_retryable",
+        "moesif_events_dropped_queue_unavailable",
         "moesif_events_dropped_encode_error",
     ]
     .iter()
@@ -47,11 +48,13 @@ fn dropped(s: &BTreeMap<String, u64>) -> u64 {
     .sum()
 }
 
-/// Waits until nothing is buffered or in flight and every captured event is accounted for;
-/// returns the plugin's stats.
+/// Waits until nothing is queued, buffered or in flight and every captured event is
+/// accounted for; returns the plugin's stats.
 fn settle(stack: &Stack, timeout: Duration) -> BTreeMap<String, u64> {
     settle_until(stack, timeout, |s| {
-        s["moesif_events_buffered"] == 0 && s["moesif_events_in_flight"] == 0
+        s["moesif_events_buffered"] == 0
+            && s["moesif_events_in_flight"] == 0
+            && s["moesif_events_enqueued"] == s["moesif_events_dequeued"]
     })
 }
 
@@ -320,4 +323,40 @@ fn graceful_drain_then_stop_loses_nothing() {
     assert_eq!(s["moesif_events_sent"], completed, "{s:?}");
     assert_eq!(unique(&stack), completed);
     assert!(!stack.envoy.log_text().contains("not yet delivered"));
+}
+
+#[test]
+fn a_shipper_that_cannot_keep_up_bounds_the_queue_and_counts_every_drop() {
+    // 64 KB bodies as fast as wrk can go: far more than one main thread can JSON and gzip.
+    let filter = r#"{"moesif_application_id": "local-demo-app-id", "max_queue_bytes": 2000000}"#;
+    let stack = Stack::start("saturated", &Options::new(Mode::Singleton).filter(filter));
+    let rss_before = stack.envoy.rss_bytes();
+    let mut rss_peak = 0;
+    let wrk = e2e::load::start_script(&stack.dir, &stack.envoy.url("/bytes/65536"), 8, 8, "");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        rss_peak = rss_peak.max(stack.envoy.rss_bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wrk.finish();
+    let s = settle(&stack, Duration::from_secs(60));
+    let completed = stack.envoy.completed();
+    assert!(
+        s["moesif_events_dropped_queue_unavailable"] > 0,
+        "the queue filled up: {s:?}"
+    );
+    assert_eq!(s["moesif_events_sent"] + dropped(&s), completed, "{s:?}");
+    assert_eq!(unique(&stack), s["moesif_events_sent"]);
+    assert!(stack
+        .envoy
+        .log_text()
+        .contains("counted in moesif_events_dropped_queue_unavailable"));
+    // Stated bound: queue (2 MB) + shipper buffer (10 MB) + working memory, well under 128 MiB.
+    let growth = rss_peak.saturating_sub(rss_before);
+    eprintln!(
+        "RSS {} MiB -> peak {} MiB",
+        rss_before >> 20,
+        rss_peak >> 20
+    );
+    assert!(growth < 128 << 20, "RSS grew {} MiB", growth >> 20);
 }

@@ -40,6 +40,9 @@ pub struct Config {
     pub max_buffer_bytes: usize,
     /// Batch requests awaiting an answer at once.
     pub max_in_flight: usize,
+    /// Bytes of records allowed in the shared queue between filters and shipper (Envoy does
+    /// not bound it). When the shipper falls this far behind, filters drop new records, counted.
+    pub max_queue_bytes: usize,
     /// First retry delay in ms after a transient failure; doubles per failure.
     pub retry_backoff_initial_ms: u64,
     /// Longest retry delay in ms.
@@ -67,6 +70,7 @@ impl Default for Config {
             queue_vm_id: None,
             max_buffer_bytes: 10_000_000,
             max_in_flight: 4,
+            max_queue_bytes: 16_000_000,
             retry_backoff_initial_ms: 1000,
             retry_backoff_max_ms: 60_000,
             #[cfg(feature = "test-faults")]
@@ -91,6 +95,7 @@ const KNOWN_KEYS: &[&str] = &[
     "queue_vm_id",
     "max_buffer_bytes",
     "max_in_flight",
+    "max_queue_bytes",
     "retry_backoff_initial_ms",
     "retry_backoff_max_ms",
     #[cfg(feature = "test-faults")]
@@ -176,6 +181,12 @@ impl Config {
             return Err(err(
                 "max_buffer_bytes",
                 "must be between 10000 and 1000000000",
+            ));
+        }
+        if !(100_000..=1_000_000_000).contains(&self.max_queue_bytes) {
+            return Err(err(
+                "max_queue_bytes",
+                "must be between 100000 and 1000000000",
             ));
         }
         if !(1..=64).contains(&self.max_in_flight) {
@@ -271,6 +282,7 @@ mod tests {
         assert_eq!(c.queue_vm_id, None);
         assert_eq!(c.max_buffer_bytes, 10_000_000);
         assert_eq!(c.max_in_flight, 4);
+        assert_eq!(c.max_queue_bytes, 16_000_000);
         assert_eq!(
             (c.retry_backoff_initial_ms, c.retry_backoff_max_ms),
             (1000, 60_000)

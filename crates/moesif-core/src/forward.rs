@@ -5,7 +5,8 @@ use crate::record::Record;
 
 /// Most records in one queue message.
 const MAX_EVENTS: usize = 64;
-/// A block this large is sent at once, however few records it holds.
+/// A block this large is sent at once, however few records it holds (unless the queue's
+/// bound asks for smaller blocks).
 const MAX_BYTES: usize = 256 * 1024;
 
 /// An encoded block ready for the shared queue.
@@ -15,13 +16,23 @@ pub struct Block {
     pub events: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Forwarder {
     bytes: Vec<u8>,
     events: usize,
+    max_bytes: usize,
 }
 
 impl Forwarder {
+    /// Blocks stay well below `max_queue_bytes`, so a few always fit in the queue.
+    pub fn new(max_queue_bytes: usize) -> Self {
+        Forwarder {
+            bytes: Vec::new(),
+            events: 0,
+            max_bytes: (max_queue_bytes / 8).clamp(1, MAX_BYTES),
+        }
+    }
+
     /// Encodes `rec` into the open block; returns the block when it is full.
     pub fn push(&mut self, rec: &Record) -> Result<Option<Block>, rmp_serde::encode::Error> {
         let before = self.bytes.len();
@@ -30,9 +41,11 @@ impl Forwarder {
             return Err(e);
         }
         self.events += 1;
-        Ok((self.events >= MAX_EVENTS || self.bytes.len() >= MAX_BYTES)
-            .then(|| self.take())
-            .flatten())
+        Ok(
+            (self.events >= MAX_EVENTS || self.bytes.len() >= self.max_bytes)
+                .then(|| self.take())
+                .flatten(),
+        )
     }
 
     /// The open block, if it holds anything.
@@ -62,7 +75,7 @@ mod tests {
 
     #[test]
     fn blocks_fill_up_and_decode_back() {
-        let mut f = Forwarder::default();
+        let mut f = Forwarder::new(16_000_000);
         let rec = Record {
             path: "/x".into(),
             ..Record::default()
@@ -79,11 +92,22 @@ mod tests {
 
     #[test]
     fn big_records_close_the_block_early() {
-        let mut f = Forwarder::default();
+        let mut f = Forwarder::new(16_000_000);
         let big = Record {
             request_body: crate::body::Body::Captured(vec![7; MAX_BYTES]),
             ..Record::default()
         };
         assert_eq!(f.push(&big).unwrap().unwrap().events, 1);
+        let mut small = Forwarder::new(100_000);
+        let mid = Record {
+            request_body: crate::body::Body::Captured(vec![7; 13_000]),
+            ..Record::default()
+        };
+        assert_eq!(small.push(&mid).unwrap(), None);
+        assert_eq!(
+            small.push(&mid).unwrap().unwrap().events,
+            2,
+            "blocks of at most 1/8 of the queue"
+        );
     }
 }

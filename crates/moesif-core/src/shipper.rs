@@ -56,7 +56,7 @@ impl Shipper {
     pub fn new(config: &Config, seed: u64) -> Self {
         let max_batch_bytes = (config.max_buffer_bytes / 4).max(1);
         Shipper {
-            forward: Forwarder::default(),
+            forward: Forwarder::new(config.max_queue_bytes),
             batcher: Batcher::new(
                 config.batch_max_size,
                 max_batch_bytes,
@@ -111,6 +111,12 @@ impl Shipper {
     pub fn enqueued(&mut self, block: &Block) {
         self.counts
             .add(Counter::EventsEnqueued, block.events as u64);
+    }
+
+    /// Filter side: the shared queue is full; `block` is dropped, counted.
+    pub fn queue_full(&mut self, block: &Block) {
+        self.counts
+            .add(Counter::EventsDroppedQueueUnavailable, block.events as u64);
     }
 
     /// Filter side: the queue refused `block`; its records are shipped from here instead.
@@ -319,6 +325,7 @@ mod tests {
         let c = s.counts();
         let dropped = c.get(Counter::EventsDroppedBufferFull)
             + c.get(Counter::EventsDroppedNonRetryable)
+            + c.get(Counter::EventsDroppedQueueUnavailable)
             + c.get(Counter::EventsDroppedEncodeError);
         assert_eq!(
             c.get(Counter::EventsSent) + dropped + s.unsent(),

@@ -24,6 +24,9 @@ pub enum Counter {
     EventsDroppedBufferFull,
     /// Events the collector refused for good (400, 401, 402, 404, 413, ...).
     EventsDroppedNonRetryable,
+    /// Filter: events dropped because the shared queue was full (`max_queue_bytes`): the
+    /// singleton shipper could not keep up.
+    EventsDroppedQueueUnavailable,
     /// Events lost because a record could not be encoded or decoded.
     EventsDroppedEncodeError,
     /// Batches acknowledged by the collector.
@@ -39,7 +42,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 15] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
@@ -48,6 +51,7 @@ impl Counter {
         Counter::EventsRetried,
         Counter::EventsDroppedBufferFull,
         Counter::EventsDroppedNonRetryable,
+        Counter::EventsDroppedQueueUnavailable,
         Counter::EventsDroppedEncodeError,
         Counter::BatchesSent,
         Counter::BatchesFailed,
@@ -66,6 +70,7 @@ impl Counter {
             Counter::EventsRetried => "moesif_events_retried",
             Counter::EventsDroppedBufferFull => "moesif_events_dropped_buffer_full",
             Counter::EventsDroppedNonRetryable => "moesif_events_dropped_non_retryable",
+            Counter::EventsDroppedQueueUnavailable => "moesif_events_dropped_queue_unavailable",
             Counter::EventsDroppedEncodeError => "moesif_events_dropped_encode_error",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
@@ -81,6 +86,7 @@ impl Counter {
             self,
             Counter::EventsDroppedBufferFull
                 | Counter::EventsDroppedNonRetryable
+                | Counter::EventsDroppedQueueUnavailable
                 | Counter::EventsDroppedEncodeError
         )
     }

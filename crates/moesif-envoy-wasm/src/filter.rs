@@ -5,6 +5,7 @@
 use crate::capture::Capture;
 use crate::delivery::Delivery;
 use crate::host;
+use crate::occupancy::Occupancy;
 use moesif_core::config::Config;
 use moesif_core::forward::Block;
 use moesif_core::liveness::{self, Health};
@@ -23,6 +24,10 @@ pub struct Shared {
     heartbeat_key: String,
     /// The shipper's queue while it is usable; `None` means ship locally.
     queue: Cell<Option<u32>>,
+    /// The queue's size in bytes; only shared with the shipper when its heartbeat is visible
+    /// (same vm_id), so only enforced then.
+    occupancy: Occupancy,
+    bounded: Cell<bool>,
     /// Set when Envoy retires this filter config (e.g. an ECDS update): nothing may be left
     /// waiting for a tick that will not come.
     closing: Cell<bool>,
@@ -55,6 +60,7 @@ impl Shared {
             _ => {}
         }
         self.queue.set(queue);
+        self.bounded.set(health == Health::Alive);
     }
 
     /// Hands one captured call to the shipper's queue (in blocks), or ships it from here.
@@ -78,15 +84,23 @@ impl Shared {
         }
     }
 
-    /// Puts `block` on the queue, or ships it from here if there is no usable queue.
+    /// Puts `block` on the queue if it has room (else drops it, counted), or ships it from
+    /// here if there is no usable queue.
     fn enqueue(&self, d: &mut Delivery, block: Block) {
-        let queued = self
-            .queue
-            .get()
-            .is_some_and(|q| hostcalls::enqueue_shared_queue(q, Some(&block.bytes)).is_ok());
-        if queued {
+        let Some(queue) = self.queue.get() else {
+            return d.shipper().enqueue_failed(&block, host::now_ms());
+        };
+        let len = block.bytes.len() as u64;
+        let max = self.config.max_queue_bytes as u64;
+        if self.bounded.get() && !self.occupancy.reserve(len, max) {
+            return d.shipper().queue_full(&block);
+        }
+        if hostcalls::enqueue_shared_queue(queue, Some(&block.bytes)).is_ok() {
             d.shipper().enqueued(&block);
         } else {
+            if self.bounded.get() {
+                self.occupancy.release(len);
+            }
             self.queue.set(None);
             d.shipper().enqueue_failed(&block, host::now_ms());
         }
@@ -149,6 +163,8 @@ impl RootContext for FilterRoot {
             queue_vm_id,
             heartbeat_key: liveness::key(&config.queue_name),
             queue: Cell::new(None),
+            occupancy: Occupancy::new(&config.queue_name),
+            bounded: Cell::new(false),
             closing: Cell::new(false),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,

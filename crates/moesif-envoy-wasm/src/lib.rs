@@ -6,6 +6,7 @@ mod delivery;
 mod filter;
 mod host;
 mod metrics;
+mod occupancy;
 mod shipper;
 
 use proxy_wasm::traits::RootContext;

@@ -4,6 +4,7 @@
 
 use crate::delivery::Delivery;
 use crate::host;
+use crate::occupancy::Occupancy;
 use moesif_core::liveness;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext};
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub struct ShipperRoot {
     queue: Option<u32>,
     heartbeat_key: String,
+    occupancy: Option<Occupancy>,
     delivery: Option<Delivery>,
     #[cfg(feature = "test-faults")]
     crash_at_ms: Option<u64>,
@@ -24,6 +26,9 @@ impl ShipperRoot {
             return;
         };
         while let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) {
+            if let Some(o) = &self.occupancy {
+                o.release(bytes.len() as u64);
+            }
             delivery.shipper().accept_dequeued(&bytes, now_ms);
             delivery.dispatch_due(now_ms);
         }
@@ -75,6 +80,9 @@ impl RootContext for ShipperRoot {
         }
         let now = host::now_ms();
         self.heartbeat_key = liveness::key(&config.queue_name);
+        let occupancy = Occupancy::new(&config.queue_name);
+        occupancy.reset();
+        self.occupancy = Some(occupancy);
         self.beat(now);
         #[cfg(feature = "test-faults")]
         {

@@ -1,0 +1,131 @@
+//! Hostile or broken input never breaks traffic or the VM, and is captured as well as it can
+//! be: header values that are not UTF-8, huge headers, malformed JSON, aborted streams.
+
+use e2e::client::Client;
+use e2e::envoy::{Mode, Options};
+use e2e::process::wait_for;
+use e2e::stack::Stack;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends raw bytes on a fresh connection; returns what came back before the server closed or
+/// `read_for` elapsed.
+fn raw(port: u16, bytes: &[u8], read_for: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(read_for)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn broken_and_hostile_input_is_captured_without_harm() {
+    let stack = Stack::start("hostile", &Options::new(Mode::Singleton));
+    let port = stack.envoy.port;
+
+    // A header value that is not UTF-8 (obs-text, legal in HTTP/1).
+    let mut req = b"GET /items?case=latin1 HTTP/1.1\r\nHost: api.test\r\nX-Name: caf".to_vec();
+    req.extend_from_slice(&[0xe9, 0xff]);
+    req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    let reply = raw(port, &req, Duration::from_secs(5));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    // Headers of 50 KB in total.
+    let client = Client::new();
+    let big = "v".repeat(10_000);
+    let headers: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("x-big-{i}"), big.clone()))
+        .collect();
+    let hv: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut hv = hv;
+    hv.push(("x-case", "huge"));
+    assert_eq!(
+        client.get(&stack.envoy.url("/items?case=huge"), &hv).status,
+        200
+    );
+
+    // JSON content type, body that is not JSON.
+    let r = client.send(
+        "POST",
+        &stack.envoy.url("/echo?case=badjson"),
+        &[("content-type", "application/json")],
+        Some(b"{\"unterminated\": [1, 2"),
+    );
+    assert_eq!(r.status, 200);
+
+    // The client sends half a body and goes away.
+    let aborted = b"POST /upload?case=aborted HTTP/1.1\r\nHost: api.test\r\nContent-Length: 1000\r\n\r\nonly-part";
+    raw(port, aborted, Duration::from_millis(300));
+
+    wait_for("4 events", Duration::from_secs(15), || {
+        (stack.collector.event_count() >= 4).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let events = stack.collector.events();
+    assert_eq!(events.len(), 4, "{events:?}");
+    let by_case = |case: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["request"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("case={case}"))
+            })
+            .unwrap_or_else(|| panic!("no event for {case}"))
+    };
+    assert_eq!(
+        by_case("latin1")["request"]["headers"]["x-name"],
+        "caf\u{fffd}\u{fffd}"
+    );
+    let huge = by_case("huge");
+    for i in 0..5 {
+        assert_eq!(
+            huge["request"]["headers"][format!("x-big-{i}")]
+                .as_str()
+                .unwrap()
+                .len(),
+            10_000
+        );
+    }
+    let bad = by_case("badjson");
+    assert_eq!(bad["request"]["transfer_encoding"], "base64");
+    assert_eq!(bad["request"]["body"], "eyJ1bnRlcm1pbmF0ZWQiOiBbMSwgMg==");
+    let cut = by_case("aborted");
+    assert_eq!(cut["request"]["verb"], "POST");
+    assert_eq!(
+        cut["request"]["body"], "b25seS1wYXJ0",
+        "the part that arrived"
+    );
+    assert!(
+        cut.get("response").is_none() || cut["response"]["status"].as_u64().unwrap() >= 400,
+        "{cut}"
+    );
+
+    // The VM is alive and still capturing.
+    assert_eq!(
+        client
+            .get(&stack.envoy.url("/items?case=after"), &[])
+            .status,
+        200
+    );
+    wait_for("the event after", Duration::from_secs(10), || {
+        (stack.collector.event_count() == 5).then_some(())
+    });
+    let s = stack.envoy.plugin_stats();
+    assert_eq!(s["moesif_events_captured"], 5, "{s:?}");
+    assert!(
+        !stack.envoy.log_text().contains("panicked"),
+        "{}",
+        stack.envoy.log_tail()
+    );
+}
