@@ -239,18 +239,6 @@ impl Config {
             .map(|(i, c)| if i < 4 || i >= n - 4 { c } else { '*' })
             .collect()
     }
-
-    /// Header names are matched lower-case, as Envoy stores them.
-    pub fn user_header(&self) -> Option<String> {
-        self.user_id_header.as_ref().map(|h| h.to_ascii_lowercase())
-    }
-
-    /// See [`Config::user_header`].
-    pub fn company_header(&self) -> Option<String> {
-        self.company_id_header
-            .as_ref()
-            .map(|h| h.to_ascii_lowercase())
-    }
 }
 
 #[cfg(test)]

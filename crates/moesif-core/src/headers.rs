@@ -41,7 +41,7 @@ pub fn take_status(headers: &mut Vec<(String, String)>) -> Option<u16> {
     status
 }
 
-/// The first value of header `name` (already lower-case), trimmed, if not empty.
+/// The first value of header `name` (any case), trimmed, if not empty.
 pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()

@@ -42,7 +42,7 @@ impl HttpContext for Capture {
         let config = &self.shared.config;
         let lookup = |name: &Option<String>| {
             name.as_deref()
-                .and_then(|n| find(&headers, &n.to_ascii_lowercase()))
+                .and_then(|n| find(&headers, n))
                 .map(str::to_owned)
         };
         self.record.user_id = lookup(&config.user_id_header);

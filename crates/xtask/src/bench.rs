@@ -154,7 +154,7 @@ struct Run {
     wire_per_event: f64,
     raw_per_event: f64,
     /// Drops the plugin counted, by reason (ours only).
-    dropped: Vec<String>,
+    dropped: Vec<(String, u64)>,
 }
 
 pub fn run(args: &[String]) {
@@ -287,9 +287,9 @@ fn measure(
     if c.ours {
         let s = envoy.plugin_stats();
         for (k, v) in s.iter().filter(|(k, v)| k.contains("dropped") && **v > 0) {
-            run.dropped.push(format!(
-                "{v} {}",
-                k.trim_start_matches("moesif_events_dropped_")
+            run.dropped.push((
+                k.trim_start_matches("moesif_events_dropped_").to_string(),
+                *v,
             ));
         }
     }
@@ -355,12 +355,16 @@ fn peak_rss(envoy: &e2e::envoy::Envoy) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// "delivered / completed", with any counted drops.
+/// "delivered / completed", with the drops the plugin counted, summed by reason.
 fn delivery(delivered: u64, completed: u64, runs: &[Run]) -> String {
-    let drops: Vec<&str> = runs
-        .iter()
-        .flat_map(|r| r.dropped.iter().map(String::as_str))
-        .collect();
+    let mut by_reason: Vec<(&str, u64)> = vec![];
+    for (reason, n) in runs.iter().flat_map(|r| r.dropped.iter()) {
+        match by_reason.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, total)) => *total += n,
+            None => by_reason.push((reason, *n)),
+        }
+    }
+    let drops: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
     if drops.is_empty() {
         format!("{delivered} / {completed}")
     } else {
