@@ -256,10 +256,10 @@ mod tests {
         let parsed = Config::parse(json).unwrap();
         let c = parsed.config;
         assert!(parsed.warnings.is_empty());
-        assert_eq!(c.user_header().as_deref(), Some("x-user-example-header"));
+        assert_eq!(c.user_id_header.as_deref(), Some("X-User-Example-Header"));
         assert_eq!(
-            c.company_header().as_deref(),
-            Some("x-company-example-header")
+            c.company_id_header.as_deref(),
+            Some("X-Company-Example-Header")
         );
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.batch_max_wait, 2000);
