@@ -142,7 +142,9 @@ impl Context for FilterRoot {
             unsent = d.unsent();
         });
         if unsent > 0 {
-            log::info!("moesif: filter config retired with {unsent} events to deliver first");
+            log::warn!(
+                "moesif: filter stopping with {unsent} events not yet delivered; they are delivered if only this config is being replaced, lost if Envoy is exiting (drain first)"
+            );
         }
         unsent == 0
     }
