@@ -239,18 +239,24 @@ impl Envoy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// One of Envoy's own counters, e.g. `http.ingress_http.downstream_rq_completed`.
-    pub fn server_stat(&self, name: &str) -> u64 {
-        let last = name.rsplit('.').next().unwrap_or(name);
-        let url = format!("{}/stats?format=json&filter={last}", self.admin);
-        let r = self.client.get(&url, &[]);
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
+    /// Envoy's own stats whose name contains `filter`, with their values.
+    pub fn stats_matching(&self, filter: &str) -> Vec<(String, u64)> {
+        let url = format!("{}/stats?format=json&filter={filter}", self.admin);
+        let v: Value = serde_json::from_slice(&self.client.get(&url, &[]).body).unwrap();
         v["stats"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["value"].as_u64())
+            .filter_map(|s| Some((s["name"].as_str()?.to_string(), s["value"].as_u64()?)))
+            .collect()
+    }
+
+    /// One of Envoy's own counters, e.g. `http.ingress_http.downstream_rq_total`.
+    pub fn server_stat(&self, name: &str) -> u64 {
+        let last = name.rsplit('.').next().unwrap_or(name);
+        self.stats_matching(last)
+            .into_iter()
+            .find_map(|(n, v)| (n == name).then_some(v))
             .unwrap_or(0)
     }
 

@@ -108,22 +108,17 @@ fn apt_install(packages: &[&str]) {
 
 /// The plugin (.wasm, release) and the collector/upstream tools (release, they serve benchmarks).
 fn build() {
-    run(Command::new("cargo").args([
+    let wasm_release = [
         "build",
         "--release",
         "--package",
         "moesif-envoy-wasm",
         "--target",
         "wasm32-wasip1",
-    ]));
+    ];
+    run(Command::new("cargo").args(wasm_release));
     // Test-only build with the crash switch; its own target dir keeps it apart from the release.
-    run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--package",
-        "moesif-envoy-wasm",
-        "--target",
-        "wasm32-wasip1",
+    run(Command::new("cargo").args(wasm_release).args([
         "--features",
         "test-faults",
         "--target-dir",
