@@ -109,6 +109,27 @@ fn benches(c: &mut Criterion) {
     g.bench_function("record_to_event_json (shipper)", |b| {
         b.iter(|| to_event_json(&rec, Uuid::nil()).unwrap())
     });
+    let mut big = get_record();
+    if let Some(r) = big.response.as_mut() {
+        r.headers = headers(&[("content-type", "application/octet-stream")]);
+        r.body = Body::Captured(vec![b'a'; 65_536]);
+    }
+    let big_encoded = big.encode().unwrap();
+    g.bench_function("get_64k_binary: decode + event JSON (shipper)", |b| {
+        b.iter(|| to_event_json(&Record::decode(&big_encoded).unwrap(), Uuid::nil()).unwrap())
+    });
+    let big_event = to_event_json(&big, Uuid::nil()).unwrap();
+    g.bench_function("get_64k_binary: gzip one event (shipper)", |b| {
+        b.iter_batched(
+            || {
+                let mut batcher = Batcher::new(100, usize::MAX, 1000);
+                batcher.push(&big_event, 0);
+                batcher
+            },
+            |mut batcher| batcher.take(),
+            BatchSize::SmallInput,
+        )
+    });
     let Body::Captured(body) = &rec.request_body else {
         unreachable!()
     };
