@@ -79,14 +79,23 @@ impl Shipper {
 
     /// Takes one message dequeued from the shared queue: a block of MessagePack records.
     pub fn accept_dequeued(&mut self, bytes: &[u8], now_ms: u64) {
+        let seen = self.accept_block(bytes, now_ms);
+        self.counts.add(Counter::EventsDequeued, seen);
+    }
+
+    /// Ships every record of a block from here; returns how many it held (a record that does
+    /// not decode counts, as an encode error).
+    fn accept_block(&mut self, bytes: &[u8], now_ms: u64) -> u64 {
+        let mut seen = 0;
         for rec in Record::decode_all(bytes) {
-            self.counts.add(Counter::EventsDequeued, 1);
+            seen += 1;
             match rec {
                 Ok(rec) => self.accept(&rec, now_ms),
                 // The rest of the message cannot be delimited: one loss counted, logged.
                 Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
             }
         }
+        seen
     }
 
     /// Filter side: queues `rec` for the singleton shipper; returns a block to enqueue when one
@@ -123,12 +132,7 @@ impl Shipper {
     pub fn enqueue_failed(&mut self, block: &Block, now_ms: u64) {
         self.counts
             .add(Counter::EventsEnqueueFailed, block.events as u64);
-        for rec in Record::decode_all(&block.bytes) {
-            match rec {
-                Ok(rec) => self.accept(&rec, now_ms),
-                Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
-            }
-        }
+        self.accept_block(&block.bytes, now_ms);
     }
 
     /// Filter side, fallback: ships `rec` from this VM. Counted as captured.

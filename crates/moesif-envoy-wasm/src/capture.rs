@@ -81,7 +81,6 @@ impl HttpContext for Capture {
     }
 
     fn on_log(&mut self) {
-        let cap = self.shared.config.max_body_size;
         let mut rec = std::mem::take(&mut self.record);
         rec.start_ns = host::i64_property(&["request", "time"]).unwrap_or(0);
         rec.duration_ns = host::i64_property(&["request", "duration"]).unwrap_or(0);
@@ -100,7 +99,7 @@ impl HttpContext for Capture {
             rec.response = Some(Response {
                 status,
                 headers: self.response_headers.take().unwrap_or_default(),
-                body: std::mem::replace(&mut self.response_body, BodyCapture::new(cap)).finish(),
+                body: std::mem::replace(&mut self.response_body, BodyCapture::new(0)).finish(),
             });
         }
         self.shared.submit(rec);

@@ -70,17 +70,20 @@ impl Shared {
         };
         match self.queue.get() {
             Some(_) => {
-                let full = d.shipper().forward(&record);
-                if let Some(block) = full.or_else(|| {
-                    self.closing
-                        .get()
-                        .then(|| d.shipper().take_block())
-                        .flatten()
-                }) {
+                if let Some(block) = d.shipper().forward(&record) {
                     self.enqueue(&mut d, block);
+                } else if self.closing.get() {
+                    self.flush_block(&mut d);
                 }
             }
             None => d.shipper().capture_locally(&record, host::now_ms()),
+        }
+    }
+
+    /// Enqueues the open block, whatever its size (tick, retiring root).
+    fn flush_block(&self, d: &mut Delivery) {
+        if let Some(block) = d.shipper().take_block() {
+            self.enqueue(d, block);
         }
     }
 
@@ -135,9 +138,7 @@ impl Context for FilterRoot {
         shared.closing.set(true);
         let mut unsent = 0;
         shared.with_delivery(|d| {
-            if let Some(block) = d.shipper().take_block() {
-                shared.enqueue(d, block);
-            }
+            shared.flush_block(d);
             d.shipper().close_batch();
             unsent = d.unsent();
         });
@@ -181,9 +182,7 @@ impl RootContext for FilterRoot {
             let now = host::now_ms();
             shared.route(now);
             shared.with_delivery(|d| {
-                if let Some(block) = d.shipper().take_block() {
-                    shared.enqueue(d, block);
-                }
+                shared.flush_block(d);
                 d.dispatch_due(now);
                 d.sync_metrics(now);
                 if shared.closing.get() && d.unsent() == 0 {
