@@ -41,7 +41,8 @@ pub struct Config {
     /// Batch requests awaiting an answer at once.
     pub max_in_flight: usize,
     /// Bytes of records allowed in the shared queue between filters and shipper (Envoy does
-    /// not bound it). When the shipper falls this far behind, filters drop new records, counted.
+    /// not bound it). When the shipper falls this far behind, filters ship the overflow
+    /// themselves.
     pub max_queue_bytes: usize,
     /// First retry delay in ms after a transient failure; doubles per failure.
     pub retry_backoff_initial_ms: u64,

@@ -122,10 +122,12 @@ impl Shipper {
             .add(Counter::EventsEnqueued, block.events as u64);
     }
 
-    /// Filter side: the shared queue is full; `block` is dropped, counted.
-    pub fn queue_full(&mut self, block: &Block) {
+    /// Filter side: the shared queue is full (the singleton is behind); `block`'s records are
+    /// shipped from here instead, so an overloaded singleton slows delivery, never loses it.
+    pub fn queue_full(&mut self, block: &Block, now_ms: u64) {
         self.counts
-            .add(Counter::EventsDroppedQueueUnavailable, block.events as u64);
+            .add(Counter::EventsQueueFull, block.events as u64);
+        self.accept_block(&block.bytes, now_ms);
     }
 
     /// Filter side: the queue refused `block`; its records are shipped from here instead.
@@ -209,6 +211,12 @@ impl Shipper {
                 .add(Counter::EventsRetried, out.batch.events as u64);
         }
         Some(out)
+    }
+
+    /// A full round of closed batches waits for a free request slot (or the end of a
+    /// backoff): taking in more records now would only grow the buffer.
+    pub fn is_backlogged(&self) -> bool {
+        self.waiting.len() >= self.max_in_flight
     }
 
     /// The glue dispatched `out`; its answer will arrive under `token`.
@@ -329,7 +337,6 @@ mod tests {
         let c = s.counts();
         let dropped = c.get(Counter::EventsDroppedBufferFull)
             + c.get(Counter::EventsDroppedNonRetryable)
-            + c.get(Counter::EventsDroppedQueueUnavailable)
             + c.get(Counter::EventsDroppedEncodeError);
         assert_eq!(
             c.get(Counter::EventsSent) + dropped + s.unsent(),
@@ -517,21 +524,50 @@ mod tests {
         s.forward(&rec);
         let refused = s.take_block().unwrap();
         s.enqueue_failed(&refused, 0);
+        s.forward(&rec);
+        s.forward(&rec);
+        let no_room = s.take_block().unwrap();
+        s.queue_full(&no_room, 0);
         s.capture_locally(&rec, 0);
         let c = *s.counts();
-        assert_eq!(c.get(Counter::EventsCaptured), 5);
+        assert_eq!(c.get(Counter::EventsCaptured), 7);
         assert_eq!(c.get(Counter::EventsEnqueued), 3);
         assert_eq!(c.get(Counter::EventsEnqueueFailed), 1);
+        assert_eq!(c.get(Counter::EventsQueueFull), 2);
         assert_eq!(
             s.gauges().get(Gauge::EventsBuffered),
-            2,
-            "shipped from here"
+            4,
+            "shipped from here, none dropped"
         );
         // The shipper side of the queue.
         let mut singleton = Shipper::new(&config(100), 2);
         singleton.accept_dequeued(&block.bytes, 0);
         assert_eq!(singleton.counts().get(Counter::EventsDequeued), 3);
         assert_eq!(singleton.unsent(), 3);
+    }
+
+    #[test]
+    fn backlogged_once_a_full_round_waits() {
+        let mut s = Shipper::new(
+            &Config {
+                max_in_flight: 2,
+                ..config(1)
+            },
+            1,
+        );
+        for token in 0..2 {
+            s.accept_dequeued(&record(), 0);
+            let out = s.poll(0).unwrap();
+            s.dispatched(token, out);
+        }
+        s.accept_dequeued(&record(), 0);
+        assert!(!s.is_backlogged(), "one batch waits");
+        s.accept_dequeued(&record(), 0);
+        assert!(s.is_backlogged(), "two batches wait, none may go");
+        s.on_response(0, Some(200), None, 1);
+        let out = s.poll(1).unwrap();
+        s.dispatched(2, out);
+        assert!(!s.is_backlogged());
     }
 
     #[test]

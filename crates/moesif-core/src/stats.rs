@@ -14,6 +14,9 @@ pub enum Counter {
     /// Filter: records meant for the queue that it refused, or that were still waiting when the
     /// shipper was found dead; the worker shipped them itself instead.
     EventsEnqueueFailed,
+    /// Filter: records the shared queue had no room for (`max_queue_bytes`: the singleton
+    /// shipper is behind); the worker shipped them itself instead of dropping them.
+    EventsQueueFull,
     /// Shipper: records taken off the shared queue.
     EventsDequeued,
     /// Events acknowledged (2xx) by the collector.
@@ -24,9 +27,6 @@ pub enum Counter {
     EventsDroppedBufferFull,
     /// Events the collector refused for good (400, 401, 402, 404, 413, ...).
     EventsDroppedNonRetryable,
-    /// Filter: events dropped because the shared queue was full (`max_queue_bytes`): the
-    /// singleton shipper could not keep up.
-    EventsDroppedQueueUnavailable,
     /// Events lost because a record could not be encoded or decoded.
     EventsDroppedEncodeError,
     /// Batches acknowledged by the collector.
@@ -46,12 +46,12 @@ impl Counter {
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
+        Counter::EventsQueueFull,
         Counter::EventsDequeued,
         Counter::EventsSent,
         Counter::EventsRetried,
         Counter::EventsDroppedBufferFull,
         Counter::EventsDroppedNonRetryable,
-        Counter::EventsDroppedQueueUnavailable,
         Counter::EventsDroppedEncodeError,
         Counter::BatchesSent,
         Counter::BatchesFailed,
@@ -65,12 +65,12 @@ impl Counter {
             Counter::EventsCaptured => "moesif_events_captured",
             Counter::EventsEnqueued => "moesif_events_enqueued",
             Counter::EventsEnqueueFailed => "moesif_events_enqueue_failed",
+            Counter::EventsQueueFull => "moesif_events_queue_full",
             Counter::EventsDequeued => "moesif_events_dequeued",
             Counter::EventsSent => "moesif_events_sent",
             Counter::EventsRetried => "moesif_events_retried",
             Counter::EventsDroppedBufferFull => "moesif_events_dropped_buffer_full",
             Counter::EventsDroppedNonRetryable => "moesif_events_dropped_non_retryable",
-            Counter::EventsDroppedQueueUnavailable => "moesif_events_dropped_queue_unavailable",
             Counter::EventsDroppedEncodeError => "moesif_events_dropped_encode_error",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
@@ -86,7 +86,6 @@ impl Counter {
             self,
             Counter::EventsDroppedBufferFull
                 | Counter::EventsDroppedNonRetryable
-                | Counter::EventsDroppedQueueUnavailable
                 | Counter::EventsDroppedEncodeError
         )
     }

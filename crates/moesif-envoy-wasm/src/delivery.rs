@@ -14,7 +14,7 @@ use proxy_wasm::types::{BufferType, MapType};
 use std::time::Duration;
 
 const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
-/// At most one failure line and one drop line per interval.
+/// At most one failure line and one set of drop lines per interval.
 const LOG_INTERVAL_MS: u64 = 10_000;
 
 pub struct Delivery {
@@ -23,8 +23,8 @@ pub struct Delivery {
     metrics: Metrics,
     failure_log: LogGate,
     drop_log: LogGate,
-    /// Counters as of the last drop log line, to report what was dropped since.
-    logged_drops: Counts,
+    /// Counters as of the last drop log line, to report what happened since.
+    logged: Counts,
 }
 
 impl Delivery {
@@ -36,7 +36,7 @@ impl Delivery {
             metrics: Metrics::define(),
             failure_log: LogGate::new(LOG_INTERVAL_MS),
             drop_log: LogGate::new(LOG_INTERVAL_MS),
-            logged_drops: Counts::default(),
+            logged: Counts::default(),
         }
     }
 
@@ -143,20 +143,27 @@ impl Delivery {
         }
     }
 
-    /// Publishes metrics to Envoy and logs (rate-limited) any events dropped since last time.
-    /// Done from the tick so requests pay no metric host calls.
+    /// Publishes metrics to Envoy and logs (rate-limited) any events dropped, or diverted from
+    /// a full queue, since last time. Done from the tick so requests pay no metric host calls.
     pub fn sync_metrics(&mut self, now_ms: u64) {
         let counts = *self.shipper.counts();
         self.metrics.sync(&counts, &self.shipper.gauges());
-        let drops: Vec<(Counter, u64)> = counts
-            .since(&self.logged_drops)
-            .filter(|(c, _)| c.is_drop())
+        let notable: Vec<(Counter, u64)> = counts
+            .since(&self.logged)
+            .filter(|(c, _)| c.is_drop() || *c == Counter::EventsQueueFull)
             .collect();
-        if !drops.is_empty() && self.drop_log.allow(now_ms).is_some() {
-            for (c, n) in drops {
-                log::warn!("moesif: dropped {n} events, counted in {}", c.name());
+        if !notable.is_empty() && self.drop_log.allow(now_ms).is_some() {
+            for (c, n) in notable {
+                if c.is_drop() {
+                    log::warn!("moesif: dropped {n} events, counted in {}", c.name());
+                } else {
+                    log::warn!(
+                        "moesif: the singleton shipper is behind: {n} events found the shared queue full (max_queue_bytes) and were shipped by this worker instead, counted in {}",
+                        c.name()
+                    );
+                }
             }
-            self.logged_drops = counts;
+            self.logged = counts;
         }
     }
 

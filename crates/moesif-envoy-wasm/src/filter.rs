@@ -87,8 +87,8 @@ impl Shared {
         }
     }
 
-    /// Puts `block` on the queue if it has room (else drops it, counted), or ships it from
-    /// here if there is no usable queue.
+    /// Puts `block` on the queue if it has room, else (queue full, or no usable queue) ships
+    /// it from here.
     fn enqueue(&self, d: &mut Delivery, block: Block) {
         let Some(queue) = self.queue.get() else {
             return d.shipper().enqueue_failed(&block, host::now_ms());
@@ -96,7 +96,7 @@ impl Shared {
         let len = block.bytes.len() as u64;
         let max = self.config.max_queue_bytes as u64;
         if self.bounded.get() && !self.occupancy.reserve(len, max) {
-            return d.shipper().queue_full(&block);
+            return d.shipper().queue_full(&block, host::now_ms());
         }
         if hostcalls::enqueue_shared_queue(queue, Some(&block.bytes)).is_ok() {
             d.shipper().enqueued(&block);

@@ -21,11 +21,17 @@ pub struct ShipperRoot {
 }
 
 impl ShipperRoot {
+    /// Takes records off the queue until it is empty or the shipper is backlogged. A backlog
+    /// stays on the queue (bounded by `max_queue_bytes`; filters ship what does not fit), so
+    /// this loop ends even while workers refill the queue, letting call responses through.
     fn drain(&mut self, now_ms: u64) {
         let (Some(queue), Some(delivery)) = (self.queue, self.delivery.as_mut()) else {
             return;
         };
-        while let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) {
+        while !delivery.shipper().is_backlogged() {
+            let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) else {
+                break;
+            };
             if let Some(o) = &self.occupancy {
                 o.release(bytes.len() as u64);
             }
@@ -43,9 +49,11 @@ impl ShipperRoot {
 
 impl Context for ShipperRoot {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        let now = host::now_ms();
         if let Some(d) = self.delivery.as_mut() {
-            d.on_response(token, body_size, host::now_ms());
+            d.on_response(token, body_size, now);
         }
+        self.drain(now);
     }
 
     fn on_done(&mut self) -> bool {
