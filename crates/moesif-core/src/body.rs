@@ -1,20 +1,53 @@
 //! Body capture (bounded) and how a captured body is presented to Moesif.
 
+use crate::json;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// What was kept of one request or response body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(Serialize))]
 pub enum Body {
     /// No body bytes were seen.
     #[default]
     Empty,
     /// The whole body, at most `max_body_size` bytes.
-    Captured(#[serde(with = "serde_bytes")] Vec<u8>),
+    Captured(#[cfg_attr(test, serde(with = "serde_bytes"))] Vec<u8>),
     /// The body was larger than `max_body_size`; only its size is known.
     Omitted(u64),
+}
+
+impl Body {
+    /// The same body, borrowed.
+    pub fn view(&self) -> BodyRef<'_> {
+        match self {
+            Body::Empty => BodyRef::Empty,
+            Body::Captured(bytes) => BodyRef::Captured(bytes),
+            Body::Omitted(size) => BodyRef::Omitted(*size),
+        }
+    }
+}
+
+/// A [`Body`] borrowing its bytes, e.g. from the MessagePack a record was decoded from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyRef<'a> {
+    #[default]
+    Empty,
+    Captured(&'a [u8]),
+    Omitted(u64),
+}
+
+impl BodyRef<'_> {
+    pub fn to_body(self) -> Body {
+        match self {
+            BodyRef::Empty => Body::Empty,
+            BodyRef::Captured(bytes) => Body::Captured(bytes.to_vec()),
+            BodyRef::Omitted(size) => Body::Omitted(size),
+        }
+    }
 }
 
 /// Accumulates body chunks without ever holding more than `cap` bytes.
@@ -93,31 +126,84 @@ pub fn to_event_body<'a>(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
 ) -> EventBody<'a> {
+    let json = match json_candidate(bytes, content_type, content_encoding) {
+        Some(Cow::Borrowed(text)) => as_json(text).map(EventBody::Json),
+        Some(Cow::Owned(inflated)) => {
+            as_json(&inflated).map(|raw| EventBody::InflatedJson(raw.to_owned()))
+        }
+        None => None,
+    };
+    json.unwrap_or_else(|| {
+        EventBody::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+    })
+}
+
+/// The JSON that [`to_event_body`] embeds, as text, or `None` for base64. This is the event
+/// writer's version: it checks the JSON with [`json::is_valid`] (the same verdict as serde_json
+/// at a fraction of the cost; every captured JSON body goes through it) instead of building a
+/// `RawValue`.
+pub(crate) fn json_text<'a>(
+    bytes: &'a [u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Option<Cow<'a, str>> {
+    let valid = |text: &str| json::is_valid(text.as_bytes());
+    match json_candidate(bytes, content_type, content_encoding)? {
+        Cow::Borrowed(bytes) => trimmed_text(bytes).filter(|t| valid(t)).map(Cow::Borrowed),
+        Cow::Owned(inflated) => trimmed_text(&inflated)
+            .filter(|t| valid(t))
+            .map(|t| Cow::Owned(t.to_owned())),
+    }
+}
+
+/// The bytes to embed as JSON if the content type says JSON: inflated when the
+/// `content-encoding` is gzip or deflate and they inflate, else as captured.
+fn json_candidate<'a>(
+    bytes: &'a [u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Option<Cow<'a, [u8]>> {
     let is_json = content_type.is_some_and(|ct| {
         ct.as_bytes()
             .windows(4)
             .any(|w| w.eq_ignore_ascii_case(b"json"))
     });
-    if is_json {
-        match content_encoding.and_then(|ce| inflate(bytes, ce)) {
-            Some(inflated) => {
-                if let Some(raw) = as_json(&inflated) {
-                    return EventBody::InflatedJson(raw.to_owned());
-                }
-            }
-            None => {
-                if let Some(raw) = as_json(bytes) {
-                    return EventBody::Json(raw);
-                }
-            }
+    if !is_json {
+        return None;
+    }
+    Some(match content_encoding.and_then(|ce| inflate(bytes, ce)) {
+        Some(inflated) => Cow::Owned(inflated),
+        None => Cow::Borrowed(bytes),
+    })
+}
+
+/// Appends the base64 of `bytes` as a JSON string, encoded in place: the base64 alphabet needs
+/// no escaping, so there is no intermediate `String` and no escaping pass over it.
+pub(crate) fn write_base64_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    out.push(b'"');
+    let start = out.len();
+    let written = base64::encoded_len(bytes.len(), true).and_then(|len| {
+        out.resize(start.checked_add(len)?, 0);
+        engine.encode_slice(bytes, out.get_mut(start..)?).ok()
+    });
+    match written {
+        Some(n) => out.truncate(start + n),
+        // Only if the length overflowed, which no body held in memory can make it.
+        None => {
+            out.truncate(start);
+            out.extend_from_slice(engine.encode(bytes).as_bytes());
         }
     }
-    EventBody::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+    out.push(b'"');
 }
 
 fn as_json(bytes: &[u8]) -> Option<&RawValue> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    serde_json::from_str::<&RawValue>(text.trim()).ok()
+    serde_json::from_str::<&RawValue>(trimmed_text(bytes)?).ok()
+}
+
+fn trimmed_text(bytes: &[u8]) -> Option<&str> {
+    Some(std::str::from_utf8(bytes).ok()?.trim())
 }
 
 fn inflate(bytes: &[u8], encoding: &str) -> Option<Vec<u8>> {

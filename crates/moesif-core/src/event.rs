@@ -1,174 +1,201 @@
 //! Turns a [`Record`] into one Moesif event (JSON), as the Collector API expects it.
+//!
+//! The JSON is written by hand, straight into the batch buffer: the shipper does this for every
+//! captured call on Envoy's main thread, and building serde structs (with a `String` for each
+//! timestamp, the URI, the id and each IP) cost about as much again as the output itself. The
+//! output is byte for byte what serde_json made of the former `#[derive(Serialize)]` structs
+//! (field order, optional fields left out, escaping); the tests check exactly that.
 
-use crate::body::{to_event_body, Body, EventBody};
-use crate::headers::{client_ip, find, parse_ip, HeaderMap};
-use crate::record::Record;
-use crate::time::iso8601_ms;
-use serde::Serialize;
+use crate::body::{json_text, write_base64_str, BodyRef};
+use crate::headers::{client_ip_addr, find, parse_ip, HeaderMap};
+use crate::json::{write_str, write_str_contents};
+use crate::record::{Record, RecordRef};
+use crate::time::write_iso8601_ms;
+use std::io::Write;
+use std::net::IpAddr;
 use uuid::Uuid;
-
-#[derive(Serialize)]
-struct Event<'a> {
-    request: Request<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<Response<'a>>,
-    transaction_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    company_id: Option<&'a str>,
-    direction: &'static str,
-    metadata: Metadata<'a>,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    envoy: EnvoyMetadata<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_body_omitted: Option<Omitted>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_body_omitted: Option<Omitted>,
-}
-
-#[derive(Serialize)]
-struct EnvoyMetadata<'a> {
-    route_name: &'a str,
-    cluster_name: &'a str,
-    duration_ms: f64,
-}
-
-/// Why a body is missing from the event, and how big it was.
-#[derive(Serialize)]
-struct Omitted {
-    size: u64,
-    reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct Request<'a> {
-    time: String,
-    uri: String,
-    verb: &'a str,
-    headers: HeaderMap<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<EventBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transfer_encoding: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct Response<'a> {
-    time: String,
-    status: u16,
-    headers: HeaderMap<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<EventBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transfer_encoding: Option<&'static str>,
-}
-
-/// A body ready for the event, and its transfer encoding.
-fn present<'a>(
-    body: &'a Body,
-    headers: &[(String, String)],
-) -> (Option<EventBody<'a>>, Option<&'static str>) {
-    let Body::Captured(bytes) = body else {
-        return (None, None);
-    };
-    let eb = to_event_body(
-        bytes,
-        find(headers, "content-type"),
-        find(headers, "content-encoding"),
-    );
-    let te = eb.transfer_encoding();
-    (Some(eb), Some(te))
-}
-
-/// `scheme://authority/path?query`; a path that is already absolute is kept as is.
-fn full_uri(rec: &Record) -> String {
-    if rec.path.starts_with("http://") || rec.path.starts_with("https://") {
-        return rec.path.clone();
-    }
-    let scheme = if rec.scheme.is_empty() {
-        "http"
-    } else {
-        &rec.scheme
-    };
-    format!("{scheme}://{}{}", rec.authority, rec.path)
-}
-
-fn metadata(rec: &Record) -> Metadata<'_> {
-    let omitted = |body: &Body| match body {
-        Body::Omitted(size) => Some(Omitted {
-            size: *size,
-            reason: "larger than max_body_size",
-        }),
-        _ => None,
-    };
-    Metadata {
-        envoy: EnvoyMetadata {
-            route_name: &rec.route_name,
-            cluster_name: &rec.cluster_name,
-            duration_ms: (rec.duration_ns as f64 / 1e3).round() / 1e3,
-        },
-        request_body_omitted: omitted(&rec.request_body),
-        response_body_omitted: rec.response.as_ref().and_then(|r| omitted(&r.body)),
-    }
-}
 
 /// Serializes `rec` as a Moesif event JSON object.
 pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
-    write_event_json(rec, transaction_id, &mut out)?;
+    write_event_json(&rec.view(), transaction_id, &mut out)?;
     Ok(out)
 }
 
 /// Appends `rec` as a Moesif event JSON object to `out` (the open batch, without a copy).
+///
+/// On error (only numbers go through serde_json, which cannot fail on a `Vec`) `out` may hold
+/// part of the event; the batcher truncates it.
 pub fn write_event_json(
-    rec: &Record,
+    rec: &RecordRef<'_>,
     transaction_id: Uuid,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let (body, transfer_encoding) = present(&rec.request_body, &rec.request_headers);
-    let request = Request {
-        time: iso8601_ms(rec.start_ns),
-        uri: full_uri(rec),
-        verb: &rec.method,
-        headers: HeaderMap(&rec.request_headers),
-        ip_address: client_ip(&rec.request_headers, &rec.source_address),
-        body,
-        transfer_encoding,
-    };
-    let response = rec.response.as_ref().map(|r| {
-        let (body, transfer_encoding) = present(&r.body, &r.headers);
-        Response {
-            time: iso8601_ms(rec.start_ns.saturating_add(rec.duration_ns)),
-            status: r.status,
-            headers: HeaderMap(&r.headers),
-            ip_address: parse_ip(&rec.upstream_address).map(|ip| ip.to_string()),
-            body,
-            transfer_encoding,
+    out.extend_from_slice(br#"{"request":{"time":"#);
+    write_time(out, rec.start_ns);
+    out.extend_from_slice(br#","uri":"#);
+    write_uri(out, rec);
+    out.extend_from_slice(br#","verb":"#);
+    write_str(out, rec.method);
+    out.extend_from_slice(br#","headers":"#);
+    HeaderMap(&rec.request_headers).write_json(out);
+    write_ip(
+        out,
+        client_ip_addr(&rec.request_headers, rec.source_address),
+    );
+    write_body(out, rec.request_body, &rec.request_headers);
+    out.push(b'}');
+
+    if let Some(r) = &rec.response {
+        out.extend_from_slice(br#","response":{"time":"#);
+        write_time(out, rec.start_ns.saturating_add(rec.duration_ns));
+        out.extend_from_slice(br#","status":"#);
+        serde_json::to_writer(&mut *out, &r.status)?;
+        out.extend_from_slice(br#","headers":"#);
+        HeaderMap(&r.headers).write_json(out);
+        write_ip(out, parse_ip(rec.upstream_address));
+        write_body(out, r.body, &r.headers);
+        out.push(b'}');
+    }
+
+    out.extend_from_slice(br#","transaction_id":""#);
+    out.extend_from_slice(
+        transaction_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
+    let ids: [(&[u8], _); 2] = [
+        (br#","user_id":"#, rec.user_id),
+        (br#","company_id":"#, rec.company_id),
+    ];
+    for (key, id) in ids {
+        if let Some(id) = id {
+            out.extend_from_slice(key);
+            write_str(out, id);
         }
-    });
-    let event = Event {
-        request,
-        response,
-        transaction_id: transaction_id.hyphenated().to_string(),
-        user_id: rec.user_id.as_deref(),
-        company_id: rec.company_id.as_deref(),
-        direction: "Incoming",
-        metadata: metadata(rec),
+    }
+    out.extend_from_slice(br#","direction":"Incoming","#);
+    write_metadata(out, rec)?;
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_time(out: &mut Vec<u8>, unix_ns: i64) {
+    out.push(b'"');
+    write_iso8601_ms(out, unix_ns);
+    out.push(b'"');
+}
+
+/// `scheme://authority/path?query`; a path that is already absolute is kept as is.
+fn write_uri(out: &mut Vec<u8>, rec: &RecordRef<'_>) {
+    out.push(b'"');
+    if rec.path.starts_with("http://") || rec.path.starts_with("https://") {
+        write_str_contents(out, rec.path);
+    } else {
+        let scheme = if rec.scheme.is_empty() {
+            "http"
+        } else {
+            rec.scheme
+        };
+        write_str_contents(out, scheme);
+        out.extend_from_slice(b"://");
+        write_str_contents(out, rec.authority);
+        write_str_contents(out, rec.path);
+    }
+    out.push(b'"');
+}
+
+/// `,"ip_address":"..."` if there is one. An IP's text never needs escaping.
+fn write_ip(out: &mut Vec<u8>, ip: Option<IpAddr>) {
+    let Some(ip) = ip else {
+        return;
     };
-    serde_json::to_writer(out, &event)
+    out.extend_from_slice(br#","ip_address":""#);
+    match ip {
+        // The common case, without the formatting machinery: `a.b.c.d`, as `Display` writes it.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        // Writing to a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
+}
+
+/// `,"body":...,"transfer_encoding":"..."` for a captured body: its JSON embedded as written
+/// when the content type says JSON and it parses, else base64.
+fn write_body(out: &mut Vec<u8>, body: BodyRef<'_>, headers: &[(&str, &str)]) {
+    let BodyRef::Captured(bytes) = body else {
+        return;
+    };
+    out.extend_from_slice(br#","body":"#);
+    let json = json_text(
+        bytes,
+        find(headers, "content-type"),
+        find(headers, "content-encoding"),
+    );
+    let encoding = match json {
+        Some(text) => {
+            out.extend_from_slice(text.as_bytes());
+            "json"
+        }
+        None => {
+            write_base64_str(out, bytes);
+            "base64"
+        }
+    };
+    out.extend_from_slice(br#","transfer_encoding":"#);
+    write_str(out, encoding);
+}
+
+fn write_metadata(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(br#""metadata":{"envoy":{"route_name":"#);
+    write_str(out, rec.route_name);
+    out.extend_from_slice(br#","cluster_name":"#);
+    write_str(out, rec.cluster_name);
+    out.extend_from_slice(br#","duration_ms":"#);
+    let duration_ms = (rec.duration_ns as f64 / 1e3).round() / 1e3;
+    serde_json::to_writer(&mut *out, &duration_ms)?;
+    out.push(b'}');
+    let response_body = rec.response.as_ref().map(|r| r.body);
+    let bodies: [(&[u8], _); 2] = [
+        (
+            br#","request_body_omitted":{"size":"#,
+            Some(rec.request_body),
+        ),
+        (br#","response_body_omitted":{"size":"#, response_body),
+    ];
+    for (key, body) in bodies {
+        // Why a body is missing from the event, and how big it was.
+        if let Some(BodyRef::Omitted(size)) = body {
+            out.extend_from_slice(key);
+            serde_json::to_writer(&mut *out, &size)?;
+            out.extend_from_slice(br#","reason":"larger than max_body_size"}"#);
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::Body;
     use crate::record::Response as RecResponse;
     use serde_json::{json, Value};
 
@@ -290,5 +317,278 @@ mod tests {
         let e = event(&rec);
         assert_eq!(e["request"]["transfer_encoding"], "base64");
         assert_eq!(e["request"]["body"], "wyg=");
+    }
+
+    /// The serde-derived writer this module replaced, kept as the specification of the output.
+    mod reference {
+        use crate::body::{to_event_body, Body, EventBody};
+        use crate::headers::{client_ip, find, parse_ip, HeaderMap};
+        use crate::record::Record;
+        use crate::time::iso8601_ms;
+        use serde::Serialize;
+        use uuid::Uuid;
+
+        #[derive(Serialize)]
+        struct Event<'a> {
+            request: Request<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            response: Option<Response<'a>>,
+            transaction_id: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            company_id: Option<&'a str>,
+            direction: &'static str,
+            metadata: Metadata<'a>,
+        }
+
+        #[derive(Serialize)]
+        struct Metadata<'a> {
+            envoy: EnvoyMetadata<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request_body_omitted: Option<Omitted>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            response_body_omitted: Option<Omitted>,
+        }
+
+        #[derive(Serialize)]
+        struct EnvoyMetadata<'a> {
+            route_name: &'a str,
+            cluster_name: &'a str,
+            duration_ms: f64,
+        }
+
+        #[derive(Serialize)]
+        struct Omitted {
+            size: u64,
+            reason: &'static str,
+        }
+
+        #[derive(Serialize)]
+        struct Request<'a> {
+            time: String,
+            uri: String,
+            verb: &'a str,
+            headers: HeaderMap<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ip_address: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            body: Option<EventBody<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            transfer_encoding: Option<&'static str>,
+        }
+
+        #[derive(Serialize)]
+        struct Response<'a> {
+            time: String,
+            status: u16,
+            headers: HeaderMap<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ip_address: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            body: Option<EventBody<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            transfer_encoding: Option<&'static str>,
+        }
+
+        fn present<'a>(
+            body: &'a Body,
+            headers: &[(String, String)],
+        ) -> (Option<EventBody<'a>>, Option<&'static str>) {
+            let Body::Captured(bytes) = body else {
+                return (None, None);
+            };
+            let eb = to_event_body(
+                bytes,
+                find(headers, "content-type"),
+                find(headers, "content-encoding"),
+            );
+            let te = eb.transfer_encoding();
+            (Some(eb), Some(te))
+        }
+
+        fn full_uri(rec: &Record) -> String {
+            if rec.path.starts_with("http://") || rec.path.starts_with("https://") {
+                return rec.path.clone();
+            }
+            let scheme = if rec.scheme.is_empty() {
+                "http"
+            } else {
+                &rec.scheme
+            };
+            format!("{scheme}://{}{}", rec.authority, rec.path)
+        }
+
+        fn metadata(rec: &Record) -> Metadata<'_> {
+            let omitted = |body: &Body| match body {
+                Body::Omitted(size) => Some(Omitted {
+                    size: *size,
+                    reason: "larger than max_body_size",
+                }),
+                _ => None,
+            };
+            Metadata {
+                envoy: EnvoyMetadata {
+                    route_name: &rec.route_name,
+                    cluster_name: &rec.cluster_name,
+                    duration_ms: (rec.duration_ns as f64 / 1e3).round() / 1e3,
+                },
+                request_body_omitted: omitted(&rec.request_body),
+                response_body_omitted: rec.response.as_ref().and_then(|r| omitted(&r.body)),
+            }
+        }
+
+        pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Vec<u8> {
+            let (body, transfer_encoding) = present(&rec.request_body, &rec.request_headers);
+            let request = Request {
+                time: iso8601_ms(rec.start_ns),
+                uri: full_uri(rec),
+                verb: &rec.method,
+                headers: HeaderMap(&rec.request_headers),
+                ip_address: client_ip(&rec.request_headers, &rec.source_address),
+                body,
+                transfer_encoding,
+            };
+            let response = rec.response.as_ref().map(|r| {
+                let (body, transfer_encoding) = present(&r.body, &r.headers);
+                Response {
+                    time: iso8601_ms(rec.start_ns.saturating_add(rec.duration_ns)),
+                    status: r.status,
+                    headers: HeaderMap(&r.headers),
+                    ip_address: parse_ip(&rec.upstream_address).map(|ip| ip.to_string()),
+                    body,
+                    transfer_encoding,
+                }
+            });
+            let event = Event {
+                request,
+                response,
+                transaction_id: transaction_id.hyphenated().to_string(),
+                user_id: rec.user_id.as_deref(),
+                company_id: rec.company_id.as_deref(),
+                direction: "Incoming",
+                metadata: metadata(rec),
+            };
+            serde_json::to_vec(&event).unwrap()
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_byte_for_byte_the_serde_output() {
+        let mut cases = vec![sample()];
+        let mut rec = sample();
+        rec.request_body = Body::Omitted(150_000);
+        rec.response = None;
+        rec.user_id = None;
+        rec.scheme = String::new();
+        cases.push(rec);
+        let mut rec = sample();
+        rec.path = "https://other.example/x?q=\"\\\n\u{1}é".into();
+        rec.request_headers = h(&[
+            ("Content-Type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("X-Forwarded-For", "[2001:db8::1]:80"),
+            ("x-a", "tab\there"),
+            ("X-A", "\"q\""),
+        ]);
+        rec.request_body = Body::Captured(gzip(br#" {"zipped": [1, 2.5e3, "\u00e9"]} "#));
+        rec.upstream_address = "[::1]:9000".into();
+        rec.duration_ns = i64::MAX;
+        rec.start_ns = i64::MIN;
+        if let Some(r) = rec.response.as_mut() {
+            r.body = Body::Omitted(u64::MAX);
+        }
+        cases.push(rec);
+        for rec in &cases {
+            let id = Uuid::from_u128(0xfeed_beef);
+            let ours = to_event_json(rec, id).unwrap();
+            let theirs = reference::to_event_json(rec, id);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
+    }
+
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(String::new()),
+            Just("application/json".to_string()),
+            Just("gzip".to_string()),
+            Just("10.0.0.7, 203.0.113.9".to_string()),
+            Just("[2001:db8::2]:443".to_string()),
+            Just("::ffff:10.1.2.3".to_string()),
+            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{1,5})?",
+            "[ -~]{0,12}",
+            ".{0,12}",
+            "[\\x00-\\x20\"\\\\a-z]{0,12}",
+        ]
+    }
+
+    fn headers() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
+        use proptest::prelude::*;
+        let name = prop_oneof![
+            Just("content-type".to_string()),
+            Just("Content-Encoding".to_string()),
+            Just("x-forwarded-for".to_string()),
+            Just("X-Real-IP".to_string()),
+            Just("forwarded".to_string()),
+            "[A-Za-z-]{1,6}",
+        ];
+        proptest::collection::vec((name, text()), 0..6)
+    }
+
+    fn body() -> impl proptest::strategy::Strategy<Value = Body> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Body::Empty),
+            any::<u64>().prop_map(Body::Omitted),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Body::Captured),
+            Just(Body::Captured(br#"{"a":[1,"x\ny",null]}"#.to_vec())),
+            Just(Body::Captured(gzip(b"[true]"))),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_record_gives_the_serde_output(
+            (start_ns, duration_ns) in proptest::prelude::any::<(i64, i64)>(),
+            (method, scheme, authority, path) in (text(), text(), text(), text()),
+            (request_headers, request_body, source_address) in (headers(), body(), text()),
+            response in proptest::option::of((proptest::prelude::any::<u16>(), headers(), body())),
+            (upstream_address, route_name, cluster_name) in (text(), text(), text()),
+            (user_id, company_id) in (proptest::option::of(text()), proptest::option::of(text())),
+        ) {
+            let rec = Record {
+                start_ns,
+                duration_ns,
+                method,
+                scheme,
+                authority,
+                path,
+                request_headers,
+                request_body,
+                source_address,
+                response: response.map(|(status, headers, body)| RecResponse { status, headers, body }),
+                upstream_address,
+                route_name,
+                cluster_name,
+                user_id,
+                company_id,
+            };
+            let id = Uuid::from_u128(u128::from(start_ns as u64));
+            proptest::prop_assert_eq!(
+                String::from_utf8(to_event_json(&rec, id).unwrap()).unwrap(),
+                String::from_utf8(reference::to_event_json(&rec, id)).unwrap()
+            );
+        }
     }
 }

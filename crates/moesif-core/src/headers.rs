@@ -1,6 +1,7 @@
 //! Header handling: pseudo-headers, the Moesif header map, and the client's IP.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use crate::json;
+use serde::ser::{Serialize, Serializer};
 use std::net::{IpAddr, SocketAddr};
 
 /// The request line carried by HTTP/2-style pseudo-headers (Envoy uses them for every protocol).
@@ -41,53 +42,80 @@ pub fn take_status(headers: &mut Vec<(String, String)>) -> Option<u16> {
     status
 }
 
-/// The first value of header `name` (any case), trimmed, if not empty.
-pub fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The first value of header `name` (any case), trimmed, if not empty. Works on owned and
+/// borrowed header lists alike.
+pub fn find<'a, S: AsRef<str>>(headers: &'a [(S, S)], name: &str) -> Option<&'a str> {
     headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
+        .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref().trim())
         .filter(|v| !v.is_empty())
 }
 
-/// Serializes as a JSON object with lower-case names; repeated headers joined with ", ".
-pub struct HeaderMap<'a>(pub &'a [(String, String)]);
+/// A JSON object with lower-case names; repeated headers joined with ", ". The event writer
+/// appends it directly; `Serialize` gives the same JSON.
+pub struct HeaderMap<'a, S = String>(pub &'a [(S, S)]);
 
-impl Serialize for HeaderMap<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // Envoy hands over lower-case, mostly unique names: serialize those without copying.
+impl<S: AsRef<str>> HeaderMap<'_, S> {
+    /// Appends the JSON object to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut entry = |name: &str, value: &str| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            json::write_str(out, name);
+            out.push(b':');
+            json::write_str(out, value);
+        };
+        match self.merged() {
+            None => self
+                .0
+                .iter()
+                .for_each(|(n, v)| entry(n.as_ref(), v.as_ref())),
+            Some(merged) => merged.iter().for_each(|(n, v)| entry(n, v)),
+        }
+        out.push(b'}');
+    }
+
+    /// `None` when the headers can be written as they are: Envoy hands over lower-case, mostly
+    /// unique names, so the common case copies nothing. Otherwise the merged list.
+    fn merged(&self) -> Option<Vec<(String, String)>> {
         let lower = self
             .0
             .iter()
-            .all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
-        let unique = self
-            .0
-            .iter()
-            .enumerate()
-            .all(|(i, (n, _))| self.0.iter().skip(i + 1).all(|(m, _)| m != n));
+            .all(|(n, _)| !n.as_ref().bytes().any(|b| b.is_ascii_uppercase()));
+        let unique = self.0.iter().enumerate().all(|(i, (n, _))| {
+            self.0
+                .iter()
+                .skip(i + 1)
+                .all(|(m, _)| m.as_ref() != n.as_ref())
+        });
         if lower && unique {
-            let mut map = serializer.serialize_map(Some(self.0.len()))?;
-            for (n, v) in self.0 {
-                map.serialize_entry(n, v)?;
-            }
-            return map.end();
+            return None;
         }
         let mut merged: Vec<(String, String)> = Vec::with_capacity(self.0.len());
         for (name, value) in self.0 {
-            let name = name.to_ascii_lowercase();
+            let name = name.as_ref().to_ascii_lowercase();
             match merged.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => {
                     v.push_str(", ");
-                    v.push_str(value);
+                    v.push_str(value.as_ref());
                 }
-                None => merged.push((name, value.clone())),
+                None => merged.push((name, value.as_ref().to_owned())),
             }
         }
-        let mut map = serializer.serialize_map(Some(merged.len()))?;
-        for (n, v) in &merged {
-            map.serialize_entry(n, v)?;
+        Some(merged)
+    }
+}
+
+impl<S: AsRef<str>> Serialize for HeaderMap<'_, S> {
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        match self.merged() {
+            None => serializer.collect_map(self.0.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))),
+            Some(merged) => serializer.collect_map(merged.iter().map(|(n, v)| (n, v))),
         }
-        map.end()
     }
 }
 
@@ -107,13 +135,17 @@ const CLIENT_IP_HEADERS: &[&str] = &[
 
 /// The client's IP: the first valid IP in the forwarding headers, else the peer address.
 pub fn client_ip(headers: &[(String, String)], peer: &str) -> Option<String> {
+    client_ip_addr(headers, peer).map(|ip| ip.to_string())
+}
+
+/// [`client_ip`] before it becomes text, for owned or borrowed headers.
+pub(crate) fn client_ip_addr<S: AsRef<str>>(headers: &[(S, S)], peer: &str) -> Option<IpAddr> {
     CLIENT_IP_HEADERS
         .iter()
         .filter_map(|h| find(headers, h))
         .flat_map(|v| v.split(','))
         .find_map(parse_forwarded_ip)
         .or_else(|| parse_ip(peer))
-        .map(|ip| ip.to_string())
 }
 
 /// An IP from `ip`, `ip:port`, `[v6]:port`, or a `Forwarded` element like `for="[v6]:port"`.

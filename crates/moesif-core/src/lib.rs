@@ -8,6 +8,7 @@ pub mod event;
 pub mod forward;
 pub mod headers;
 pub mod ids;
+mod json;
 pub mod liveness;
 pub mod ratelimit;
 pub mod record;

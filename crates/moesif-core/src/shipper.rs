@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::event::write_event_json;
 use crate::forward::{Block, Forwarder};
 use crate::ids::IdGen;
-use crate::record::Record;
+use crate::record::{Record, RecordRef};
 use crate::retry::{classify, Backoff, Verdict};
 use crate::stats::{Counter, Counts, Gauge, Gauges};
 use std::collections::VecDeque;
@@ -87,7 +87,7 @@ impl Shipper {
     /// not decode counts, as an encode error).
     fn accept_block(&mut self, bytes: &[u8], now_ms: u64) -> u64 {
         let mut seen = 0;
-        for rec in Record::decode_all(bytes) {
+        for rec in RecordRef::decode_all(bytes) {
             seen += 1;
             match rec {
                 Ok(rec) => self.accept(&rec, now_ms),
@@ -140,10 +140,10 @@ impl Shipper {
     /// Filter side, fallback: ships `rec` from this VM. Counted as captured.
     pub fn capture_locally(&mut self, rec: &Record, now_ms: u64) {
         self.counts.add(Counter::EventsCaptured, 1);
-        self.accept(rec, now_ms);
+        self.accept(&rec.view(), now_ms);
     }
 
-    fn accept(&mut self, rec: &Record, now_ms: u64) {
+    fn accept(&mut self, rec: &RecordRef<'_>, now_ms: u64) {
         let id = self.ids.next_uuid();
         let max = self.max_buffer_bytes;
         match self
