@@ -103,6 +103,8 @@ struct Config {
     opts: Options,
     /// Whether Envoy's own plugin stats are ours (wire bytes come from the collector anyway).
     ours: bool,
+    /// Whether it ships events (the delivery and wire columns apply).
+    captures: bool,
 }
 
 fn configs(args: &Args) -> Vec<Config> {
@@ -111,16 +113,19 @@ fn configs(args: &Args) -> Vec<Config> {
             name: "(a) no plugin".into(),
             opts: Options::new(Mode::Baseline),
             ours: false,
+            captures: false,
         },
         Config {
             name: "(b) this plugin, singleton".into(),
             opts: Options::new(Mode::Singleton),
             ours: true,
+            captures: true,
         },
         Config {
             name: "(c) this plugin, fallback".into(),
             opts: Options::new(Mode::Fallback),
             ours: true,
+            captures: true,
         },
     ];
     if let Some((wasm, config, root_id)) = &args.compare {
@@ -133,9 +138,23 @@ fn configs(args: &Args) -> Vec<Config> {
                 .filter(config)
                 .filter_plugin(wasm.clone(), root_id),
             ours: false,
+            captures: true,
         });
     }
+    v.push(Config {
+        name: "(e) empty wasm filter (floor)".into(),
+        opts: Options::new(Mode::Fallback)
+            .filter("{}")
+            .filter_plugin(empty_filter_wasm(), ""),
+        ours: false,
+        captures: false,
+    });
     v
+}
+
+/// The do-nothing filter of crates/empty-filter: what Envoy's wasm runtime alone costs.
+fn empty_filter_wasm() -> PathBuf {
+    e2e::root().join("target/wasm32-wasip1/release/empty_filter.wasm")
 }
 
 /// The measurements of one (config, workload, round).
@@ -150,7 +169,10 @@ struct Run {
     collector_cpu_s_per_10k: f64,
     peak_rss_mib: f64,
     completed: u64,
+    /// Distinct transaction ids the collector received.
     delivered: u64,
+    /// Events received more than once (a retried batch that had arrived after all).
+    duplicates: u64,
     wire_per_event: f64,
     raw_per_event: f64,
     /// Drops the plugin counted, by reason (ours only).
@@ -173,6 +195,14 @@ pub fn run(args: &[String]) {
             "3",
         ]));
     }
+    crate::run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "empty-filter",
+        "--target",
+        "wasm32-wasip1",
+    ]));
     let dir = e2e::scratch("bench");
     let upstream = start_upstream(&dir);
     // Count-only: the collector shares these 2 cores with Envoy, so it must cost little.
@@ -279,6 +309,7 @@ fn measure(
         peak_rss_mib: peak_rss(&envoy) as f64 / (1 << 20) as f64,
         completed,
         delivered,
+        duplicates: stats["duplicate_events"].as_u64().unwrap_or(0),
         wire_per_event: stats["bytes_wire"].as_f64().unwrap_or(0.0) / events,
         raw_per_event: stats["bytes_raw"].as_f64().unwrap_or(0.0) / events,
         dropped: vec![],
@@ -297,11 +328,14 @@ fn measure(
     run
 }
 
-/// Waits until the collector has every completed call, or its count stops moving for 3 s.
+/// Waits until the collector has every completed call (distinct transaction ids), or its count
+/// stops moving for 3 s.
 fn wait_delivered(collector: &Collector, completed: u64) -> u64 {
     let mut last = (u64::MAX, Instant::now());
     loop {
-        let n = collector.event_count();
+        let n = collector.stats()["unique_transaction_ids"]
+            .as_u64()
+            .unwrap_or(0);
         if n >= completed || last.1.elapsed() > Duration::from_secs(3) {
             return n;
         }
@@ -355,8 +389,14 @@ fn peak_rss(envoy: &e2e::envoy::Envoy) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// "delivered / completed", with the drops the plugin counted, summed by reason.
+/// "delivered / completed", with duplicates and the drops the plugin counted, summed by reason.
 fn delivery(delivered: u64, completed: u64, runs: &[Run]) -> String {
+    let duplicates: u64 = runs.iter().map(|r| r.duplicates).sum();
+    let dup = if duplicates > 0 {
+        format!(" (+{duplicates} duplicates)")
+    } else {
+        String::new()
+    };
     let mut by_reason: Vec<(&str, u64)> = vec![];
     for (reason, n) in runs.iter().flat_map(|r| r.dropped.iter()) {
         match by_reason.iter_mut().find(|(r, _)| r == reason) {
@@ -366,10 +406,10 @@ fn delivery(delivered: u64, completed: u64, runs: &[Run]) -> String {
     }
     let drops: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
     if drops.is_empty() {
-        format!("{delivered} / {completed}")
+        format!("{delivered} / {completed}{dup}")
     } else {
         format!(
-            "{delivered} / {completed} (dropped, counted: {})",
+            "{delivered} / {completed}{dup} (dropped, counted: {})",
             drops.join(", ")
         )
     }
@@ -410,7 +450,7 @@ fn report(
                 .fold((0, 0), |a, r| (a.0 + r.completed, a.1 + r.delivered));
             let errors: u64 = runs.iter().map(|r| r.errors).sum();
             let rps = m(|r| r.rps);
-            let plugin = ci > 0;
+            let plugin = c.captures;
             let dash = |v: f64, p: usize| {
                 if plugin {
                     format!("{v:.p$}")
@@ -429,7 +469,7 @@ fn report(
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
                 "cpu_s_per_10k": m(|r| r.cpu_s_per_10k), "collector_cpu_s_per_10k": m(|r| r.collector_cpu_s_per_10k), "peak_rss_mib": m(|r| r.peak_rss_mib),
-                "completed": completed, "delivered": delivered, "load_errors": errors,
+                "completed": completed, "delivered": delivered, "duplicates": runs.iter().map(|r| r.duplicates).sum::<u64>(), "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
             }));
