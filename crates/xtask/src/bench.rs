@@ -325,7 +325,23 @@ fn measure(
         }
     }
     drop(envoy);
+    quiesce(collector);
     run
+}
+
+/// Waits until the collector's event count has not moved for 500 ms (at most 5 s), so a batch
+/// the stopped Envoy sent last (e.g. a retry) is not counted in the next config's run.
+fn quiesce(collector: &Collector) {
+    let start = Instant::now();
+    let mut last = (collector.event_count(), Instant::now());
+    while last.1.elapsed() < Duration::from_millis(500) && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        let n = collector.event_count();
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+    }
 }
 
 /// Waits until the collector has every completed call (distinct events), or its count stops
