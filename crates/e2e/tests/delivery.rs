@@ -64,9 +64,11 @@ fn settle_until(
     timeout: Duration,
     idle: impl Fn(&BTreeMap<String, u64>) -> bool,
 ) -> BTreeMap<String, u64> {
-    let completed = stack.envoy.completed();
     let deadline = Instant::now() + timeout;
     loop {
+        // Read each time: a request wrk sent just before it stopped may be parsed (and counted)
+        // by a busy worker only after wrk has exited.
+        let completed = stack.envoy.completed();
         let s = stack.envoy.plugin_stats();
         let queued = s["moesif_events_enqueued"].saturating_sub(s["moesif_events_dequeued"]);
         let accounted = s["moesif_events_sent"]

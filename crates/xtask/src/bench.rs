@@ -288,9 +288,10 @@ fn measure(
         .expect("wrk not found: run `cargo xtask setup`");
     assert!(status.success(), "wrk failed");
     let wrk: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let completed = envoy.completed();
     let cpu = cpu_seconds(envoy.proc.pid()) - cpu_before;
-    let delivered = wait_delivered(collector, completed);
+    let delivered = wait_delivered(collector, || envoy.completed());
+    // A request wrk sent just before it stopped may be counted by a busy worker only now.
+    let completed = envoy.completed();
     let stats = collector.stats();
     let events = stats["events"].as_f64().unwrap_or(0.0).max(1.0);
     let requests = wrk["requests"].as_f64().unwrap_or(0.0);
@@ -346,11 +347,11 @@ fn quiesce(collector: &Collector) {
 
 /// Waits until the collector has every completed call (distinct events), or its count stops
 /// moving for 3 s.
-fn wait_delivered(collector: &Collector, completed: u64) -> u64 {
+fn wait_delivered(collector: &Collector, completed: impl Fn() -> u64) -> u64 {
     let mut last = (u64::MAX, Instant::now());
     loop {
         let n = distinct_events(&collector.stats());
-        if n >= completed || last.1.elapsed() > Duration::from_secs(3) {
+        if n >= completed() || last.1.elapsed() > Duration::from_secs(3) {
             return n;
         }
         if n != last.0 {
