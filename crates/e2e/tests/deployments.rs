@@ -371,6 +371,8 @@ fn ecds_reload(singleton: bool) {
         (b.collector.event_count() >= completed).then_some(())
     });
     std::thread::sleep(Duration::from_millis(1500));
+    // Re-read: a request sent just before wrk stopped may be counted only after it exited.
+    let completed = envoy.completed();
     let stats = b.collector.stats();
     assert_eq!(stats["events"].as_u64(), Some(completed), "{stats}");
     assert_eq!(stats["unique_transaction_ids"].as_u64(), Some(completed));
