@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use moesif_core::batch::Batcher;
-use moesif_core::body::{to_event_body, Body};
+use moesif_core::body::{json_text, write_base64_str, Body};
 use moesif_core::event::{to_event_json, write_event_json};
 use moesif_core::record::{Record, RecordRef, Response};
 use uuid::Uuid;
@@ -145,10 +145,16 @@ fn benches(c: &mut Criterion) {
         unreachable!()
     };
     g.bench_function("body_classify_json_1k", |b| {
-        b.iter(|| to_event_body(body, Some("application/json"), None))
+        b.iter(|| json_text(body, Some("application/json"), None))
     });
     g.bench_function("body_classify_binary_1k", |b| {
-        b.iter(|| to_event_body(body, Some("application/octet-stream"), None))
+        b.iter(|| {
+            let mut out = Vec::with_capacity(2048);
+            if json_text(body, Some("application/octet-stream"), None).is_none() {
+                write_base64_str(&mut out, body);
+            }
+            out
+        })
     });
     g.finish();
     let mut g = c.benchmark_group("per_batch_of_100");

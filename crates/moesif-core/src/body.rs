@@ -2,14 +2,12 @@
 
 use crate::json;
 use base64::Engine;
-use serde::Serialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io::Read;
 
 /// What was kept of one request or response body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(Serialize))]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub enum Body {
     /// No body bytes were seen.
     #[default]
@@ -96,53 +94,15 @@ impl BodyCapture {
     }
 }
 
-/// A body as the Moesif event carries it, with its `transfer_encoding`. JSON is embedded as
-/// written (validated, not re-serialized), borrowed from the captured bytes when possible.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum EventBody<'a> {
-    Json(&'a RawValue),
-    /// JSON that had to be inflated first.
-    InflatedJson(Box<RawValue>),
-    Base64(String),
-}
-
-impl EventBody<'_> {
-    pub fn transfer_encoding(&self) -> &'static str {
-        match self {
-            EventBody::Json(_) | EventBody::InflatedJson(_) => "json",
-            EventBody::Base64(_) => "base64",
-        }
-    }
-}
-
 /// Decompressed bodies are bounded too: a small gzip bomb must not balloon the shipper.
 const MAX_INFLATED: u64 = 1_000_000;
 
-/// JSON when the content type says so and the bytes parse (after undoing a gzip/deflate
-/// `content-encoding`), else base64 of the bytes as received.
-pub fn to_event_body<'a>(
-    bytes: &'a [u8],
-    content_type: Option<&str>,
-    content_encoding: Option<&str>,
-) -> EventBody<'a> {
-    let json = match json_candidate(bytes, content_type, content_encoding) {
-        Some(Cow::Borrowed(text)) => as_json(text).map(EventBody::Json),
-        Some(Cow::Owned(inflated)) => {
-            as_json(&inflated).map(|raw| EventBody::InflatedJson(raw.to_owned()))
-        }
-        None => None,
-    };
-    json.unwrap_or_else(|| {
-        EventBody::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-    })
-}
-
-/// The JSON that [`to_event_body`] embeds, as text, or `None` for base64. This is the event
-/// writer's version: it checks the JSON with [`json::is_valid`] (the same verdict as serde_json
-/// at a fraction of the cost; every captured JSON body goes through it) instead of building a
-/// `RawValue`.
-pub(crate) fn json_text<'a>(
+/// The JSON to embed for a captured body, as text: when the content type says JSON and the
+/// bytes (after undoing a gzip/deflate `content-encoding`) are one valid JSON value, embedded
+/// as written, not re-serialized. `None` means the event carries the bytes as received, in
+/// base64. Validity is [`json::is_valid`]: serde_json's verdict at a fraction of the cost, and
+/// every captured JSON body goes through it.
+pub fn json_text<'a>(
     bytes: &'a [u8],
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -158,7 +118,7 @@ pub(crate) fn json_text<'a>(
 
 /// The bytes to embed as JSON if the content type says JSON: inflated when the
 /// `content-encoding` is gzip or deflate and they inflate, else as captured.
-fn json_candidate<'a>(
+pub(crate) fn json_candidate<'a>(
     bytes: &'a [u8],
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -179,7 +139,7 @@ fn json_candidate<'a>(
 
 /// Appends the base64 of `bytes` as a JSON string, encoded in place: the base64 alphabet needs
 /// no escaping, so there is no intermediate `String` and no escaping pass over it.
-pub(crate) fn write_base64_str(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn write_base64_str(out: &mut Vec<u8>, bytes: &[u8]) {
     let engine = &base64::engine::general_purpose::STANDARD;
     out.push(b'"');
     let start = out.len();
@@ -198,11 +158,7 @@ pub(crate) fn write_base64_str(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-fn as_json(bytes: &[u8]) -> Option<&RawValue> {
-    serde_json::from_str::<&RawValue>(trimmed_text(bytes)?).ok()
-}
-
-fn trimmed_text(bytes: &[u8]) -> Option<&str> {
+pub(crate) fn trimmed_text(bytes: &[u8]) -> Option<&str> {
     Some(std::str::from_utf8(bytes).ok()?.trim())
 }
 
@@ -264,6 +220,12 @@ mod tests {
         assert_eq!(capture(0, &[b"a"]), Body::Omitted(1));
     }
 
+    fn base64(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_base64_str(&mut out, bytes);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn json_content_types_parse() {
         for ct in [
@@ -271,24 +233,24 @@ mod tests {
             "application/json; charset=utf-8",
             "application/problem+json",
         ] {
-            let b = to_event_body(br#" {"a": [1, 2]} "#, Some(ct), None);
-            assert_eq!(b.transfer_encoding(), "json");
-            let EventBody::Json(raw) = b else { panic!() };
-            assert_eq!(raw.get(), r#"{"a": [1, 2]}"#);
+            let b = json_text(br#" {"a": [1, 2]} "#, Some(ct), None);
+            assert_eq!(b, Some(Cow::Borrowed(r#"{"a": [1, 2]}"#)));
         }
     }
 
     #[test]
     fn invalid_json_and_binary_go_base64() {
-        let b = to_event_body(b"{not json", Some("application/json"), None);
-        let EventBody::Base64(s) = b else { panic!() };
-        assert_eq!(s, "e25vdCBqc29u");
-        let b = to_event_body(&[0xff, 0xfe, 0x00], Some("application/json"), None);
-        assert_eq!(b.transfer_encoding(), "base64");
-        let b = to_event_body(br#"{"a":1}"#, Some("text/plain"), None);
-        assert_eq!(b.transfer_encoding(), "base64");
-        let b = to_event_body(br#"{"a":1}"#, None, None);
-        assert_eq!(b.transfer_encoding(), "base64");
+        assert_eq!(
+            json_text(b"{not json", Some("application/json"), None),
+            None
+        );
+        assert_eq!(base64(b"{not json"), r#""e25vdCBqc29u""#);
+        assert_eq!(
+            json_text(&[0xff, 0xfe, 0x00], Some("application/json"), None),
+            None
+        );
+        assert_eq!(json_text(br#"{"a":1}"#, Some("text/plain"), None), None);
+        assert_eq!(json_text(br#"{"a":1}"#, None, None), None);
     }
 
     #[test]
@@ -296,14 +258,13 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(br#"{"zipped":true}"#).unwrap();
         let gz = enc.finish().unwrap();
-        let EventBody::InflatedJson(raw) =
-            to_event_body(&gz, Some("application/json"), Some("gzip"))
-        else {
-            panic!()
-        };
-        assert_eq!(raw.get(), r#"{"zipped":true}"#);
-        let b = to_event_body(b"not gzip", Some("application/json"), Some("gzip"));
-        assert_eq!(b.transfer_encoding(), "base64");
+        let inflated = json_text(&gz, Some("application/json"), Some("gzip"));
+        assert!(matches!(inflated, Some(Cow::Owned(_))));
+        assert_eq!(inflated.as_deref(), Some(r#"{"zipped":true}"#));
+        assert_eq!(
+            json_text(b"not gzip", Some("application/json"), Some("gzip")),
+            None
+        );
     }
 
     #[test]
@@ -313,7 +274,6 @@ mod tests {
         enc.write_all(&vec![b' '; 2_000_000]).unwrap();
         enc.write_all(b"]").unwrap();
         let gz = enc.finish().unwrap();
-        let b = to_event_body(&gz, Some("application/json"), Some("gzip"));
-        assert_eq!(b.transfer_encoding(), "base64");
+        assert_eq!(json_text(&gz, Some("application/json"), Some("gzip")), None);
     }
 }
