@@ -193,7 +193,9 @@ impl<'a> RecordRef<'a> {
 }
 
 /// Writes what rmp-serde writes for a [`Record`] (the layout [`Reader`] describes), choosing
-/// the same, smallest, encoding for every integer and length.
+/// the same, smallest, encoding for every integer and length. Not `rmp::encode`, the twin of
+/// the `rmp::decode` the reader uses: its writers go through `io::Write` and error plumbing per
+/// marker, and made the filter's per-request encode about 1.6x slower (criterion).
 struct Writer<'a>(&'a mut Vec<u8>);
 
 impl Writer<'_> {
