@@ -1,7 +1,32 @@
 //! Records on their way from a filter to the singleton shipper, grouped into blocks so that
 //! one queue message (one host call, one wake-up of the main thread) carries many of them.
+//!
+//! A block is a header, `[MAGIC, format, count: u32 LE]`, then `count` records. The format
+//! version lets a filter rolled out over ECDS next to a singleton of another build find out
+//! whether that singleton can read it (the singleton publishes [`READS`] in its heartbeat);
+//! the count lets a reader account for every record of a block it cannot decode.
 
-use crate::record::Record;
+use crate::record::{Record, RecordRef};
+use rmp_serde::decode::Error;
+
+/// First byte of every block: not a byte any MessagePack record starts with here.
+const MAGIC: u8 = 0xB7;
+const HEADER_LEN: usize = 6;
+
+/// The block format this build writes. (The `test-format-next` build pretends the format
+/// changed, to test rollouts of mixed builds.)
+pub const FORMAT: u8 = if cfg!(feature = "test-format-next") {
+    2
+} else {
+    1
+};
+
+/// The block formats this build reads.
+pub const READS: &[u8] = if cfg!(feature = "test-format-next") {
+    &[1, 2]
+} else {
+    &[1]
+};
 
 /// Most records in one queue message.
 const MAX_EVENTS: usize = 64;
@@ -14,6 +39,47 @@ const MAX_BYTES: usize = 256 * 1024;
 pub struct Block {
     pub bytes: Vec<u8>,
     pub events: usize,
+}
+
+/// A block as read back: how many records its header declares, and those records.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    pub declared: u64,
+    records: &'a [u8],
+}
+
+/// Why a block's records cannot be read at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Not a block (too short, or no magic byte): its record count is unknown.
+    Garbled,
+    /// A format this build does not read; the header still says how many records it held.
+    Format { format: u8, declared: u64 },
+}
+
+/// Reads a block's header.
+pub fn open(bytes: &[u8]) -> Result<Opened<'_>, Unreadable> {
+    let (header, records) = bytes
+        .split_at_checked(HEADER_LEN)
+        .ok_or(Unreadable::Garbled)?;
+    let [magic, format, c0, c1, c2, c3] = *header else {
+        return Err(Unreadable::Garbled);
+    };
+    if magic != MAGIC {
+        return Err(Unreadable::Garbled);
+    }
+    let declared = u64::from(u32::from_le_bytes([c0, c1, c2, c3]));
+    if !READS.contains(&format) {
+        return Err(Unreadable::Format { format, declared });
+    }
+    Ok(Opened { declared, records })
+}
+
+impl<'a> Opened<'a> {
+    /// The records, at most as many as declared; stops at the first that does not decode.
+    pub fn records(&self) -> impl Iterator<Item = Result<RecordRef<'a>, Error>> {
+        RecordRef::decode_all(self.records).take(usize::try_from(self.declared).unwrap_or(0))
+    }
 }
 
 #[derive(Debug)]
@@ -35,6 +101,9 @@ impl Forwarder {
 
     /// Encodes `rec` into the open block; returns the block when it is full.
     pub fn push(&mut self, rec: &Record) -> Result<Option<Block>, rmp_serde::encode::Error> {
+        if self.bytes.is_empty() {
+            self.bytes.extend_from_slice(&[MAGIC, FORMAT, 0, 0, 0, 0]);
+        }
         let before = self.bytes.len();
         if let Err(e) = rec.encode_into(&mut self.bytes) {
             self.bytes.truncate(before);
@@ -54,10 +123,12 @@ impl Forwarder {
             return None;
         }
         let events = std::mem::take(&mut self.events);
-        Some(Block {
-            bytes: std::mem::take(&mut self.bytes),
-            events,
-        })
+        let mut bytes = std::mem::take(&mut self.bytes);
+        let count = u32::try_from(events).unwrap_or(u32::MAX).to_le_bytes();
+        if let Some(slot) = bytes.get_mut(2..HEADER_LEN) {
+            slot.copy_from_slice(&count);
+        }
+        Some(Block { bytes, events })
     }
 
     pub fn events(&self) -> usize {
@@ -85,7 +156,9 @@ mod tests {
         }
         let block = f.push(&rec).unwrap().unwrap();
         assert_eq!(block.events, MAX_EVENTS);
-        assert_eq!(Record::decode_all(&block.bytes).count(), MAX_EVENTS);
+        let opened = open(&block.bytes).unwrap();
+        assert_eq!(opened.declared, MAX_EVENTS as u64);
+        assert_eq!(opened.records().filter(Result::is_ok).count(), MAX_EVENTS);
         assert_eq!((f.events(), f.bytes()), (0, 0));
         assert_eq!(f.take(), None);
     }
@@ -110,5 +183,35 @@ mod tests {
             3,
             "blocks close past 1/8 of the queue"
         );
+    }
+
+    #[test]
+    fn headers_say_format_and_count_even_when_records_do_not_decode() {
+        let mut f = Forwarder::new(16_000_000);
+        f.push(&Record::default()).unwrap();
+        f.push(&Record::default()).unwrap();
+        let mut block = f.take().unwrap().bytes;
+        assert_eq!(block[..HEADER_LEN], [MAGIC, FORMAT, 2, 0, 0, 0]);
+        block.truncate(HEADER_LEN + 3);
+        let opened = open(&block).unwrap();
+        assert_eq!(opened.declared, 2);
+        assert!(opened.records().next().unwrap().is_err());
+        let mut other = block.clone();
+        other[1] = 99;
+        assert_eq!(
+            open(&other).unwrap_err(),
+            Unreadable::Format {
+                format: 99,
+                declared: 2
+            }
+        );
+        assert_eq!(open(b"\x95\x01").unwrap_err(), Unreadable::Garbled);
+        assert_eq!(open(b"").unwrap_err(), Unreadable::Garbled);
+        assert_eq!(open(&[0; 12]).unwrap_err(), Unreadable::Garbled);
+    }
+
+    #[test]
+    fn this_build_reads_what_it_writes() {
+        assert!(READS.contains(&FORMAT));
     }
 }

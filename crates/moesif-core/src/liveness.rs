@@ -1,5 +1,9 @@
 //! The singleton shipper's heartbeat: filters read it to notice a shipper that died (its VM
-//! crashed) and ship by themselves until it is back.
+//! crashed) and ship by themselves until it is back, and to learn which queue block formats
+//! the running shipper reads (a filter rolled out over ECDS may be newer or older than it).
+//!
+//! Layout: the time of the beat (u64 LE, ms), then one byte per block format read. A beat of
+//! only 8 bytes comes from a shipper that predates versioned blocks: it reads none of them.
 
 /// A heartbeat older than this means the shipper is gone. The shipper beats on every tick
 /// (at most 100 ms apart), so only a dead or wedged main thread misses 3 s.
@@ -10,14 +14,23 @@ pub fn key(queue_name: &str) -> String {
     format!("moesif_shipper_heartbeat.{queue_name}")
 }
 
-pub fn encode(now_ms: u64) -> [u8; 8] {
-    now_ms.to_le_bytes()
+pub fn encode(now_ms: u64, reads: &[u8]) -> Vec<u8> {
+    let mut beat = now_ms.to_le_bytes().to_vec();
+    beat.extend_from_slice(reads);
+    beat
+}
+
+/// Whether the shipper that beat `heartbeat` reads blocks of `format`.
+pub fn reads(heartbeat: Option<&[u8]>, format: u8) -> bool {
+    heartbeat
+        .and_then(|b| b.get(8..))
+        .is_some_and(|formats| formats.contains(&format))
 }
 
 /// What a filter knows about the shipper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
-    /// Beating recently: use the queue.
+    /// Beating recently: the queue is drained.
     Alive,
     /// Beat once, then stopped: do not trust the queue.
     Dead,
@@ -45,7 +58,7 @@ mod tests {
 
     #[test]
     fn fresh_stale_and_missing_heartbeats() {
-        let beat = encode(10_000);
+        let beat = encode(10_000, &[1]);
         assert_eq!(health(Some(&beat), 10_000), Health::Alive);
         assert_eq!(health(Some(&beat), 13_000), Health::Alive);
         assert_eq!(health(Some(&beat), 13_001), Health::Dead);
@@ -56,5 +69,18 @@ mod tests {
         );
         assert_eq!(health(None, 10_000), Health::Unknown);
         assert_eq!(health(Some(b"short"), 10_000), Health::Unknown);
+    }
+
+    #[test]
+    fn formats_read_travel_with_the_beat() {
+        let beat = encode(10_000, &[1, 2]);
+        assert!(reads(Some(&beat), 1));
+        assert!(reads(Some(&beat), 2));
+        assert!(!reads(Some(&beat), 3));
+        assert!(
+            !reads(Some(&10_000u64.to_le_bytes()), 1),
+            "an unversioned shipper reads no block format"
+        );
+        assert!(!reads(None, 1));
     }
 }

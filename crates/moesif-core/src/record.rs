@@ -83,6 +83,7 @@ pub struct ResponseRef<'a> {
 }
 
 impl Record {
+    #[cfg(any(test, feature = "testing"))]
     /// MessagePack with struct fields as arrays: no field names on the wire.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
@@ -90,6 +91,7 @@ impl Record {
         Ok(out)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The first record in `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Record, Error> {
         RecordRef::decode(bytes).map(|r| r.to_record())
@@ -101,6 +103,7 @@ impl Record {
         Writer(out).record(self)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Every record of a message made with [`Record::encode_into`]; stops at the first error.
     pub fn decode_all(bytes: &[u8]) -> impl Iterator<Item = Result<Record, Error>> + '_ {
         RecordRef::decode_all(bytes).map(|r| r.map(|r| r.to_record()))
@@ -139,6 +142,7 @@ fn borrow_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+#[cfg(any(test, feature = "testing"))]
 fn own_headers(headers: &[(&str, &str)]) -> Vec<(String, String)> {
     headers
         .iter()
@@ -166,6 +170,19 @@ impl<'a> RecordRef<'a> {
         })
     }
 
+    /// Whether Moesif would take this call's event: it needs a verb and a full URI, host
+    /// included. Envoy still logs requests it rejected before routing (malformed request line,
+    /// headers too large, bad content-length), with no request headers at all.
+    pub fn is_shippable(&self) -> bool {
+        let absolute = ["http://", "https://"].iter().any(|s| {
+            self.path
+                .strip_prefix(s)
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        });
+        !self.method.is_empty() && (!self.authority.is_empty() || absolute)
+    }
+
+    #[cfg(any(test, feature = "testing"))]
     /// An owned copy.
     pub fn to_record(&self) -> Record {
         Record {

@@ -5,10 +5,11 @@
 use crate::batch::{Batch, Batcher};
 use crate::config::Config;
 use crate::event::write_event_json;
-use crate::forward::{Block, Forwarder};
+use crate::forward::{self, Block, Forwarder, Unreadable};
 use crate::ids::IdGen;
 use crate::record::{Record, RecordRef};
 use crate::retry::{classify, Backoff, Verdict};
+use crate::route::Local;
 use crate::stats::{Counter, Counts, Gauge, Gauges};
 use std::collections::VecDeque;
 
@@ -79,23 +80,37 @@ impl Shipper {
 
     /// Takes one message dequeued from the shared queue: a block of MessagePack records.
     pub fn accept_dequeued(&mut self, bytes: &[u8], now_ms: u64) {
-        let seen = self.accept_block(bytes, now_ms);
-        self.counts.add(Counter::EventsDequeued, seen);
+        let held = self.accept_block(bytes, now_ms);
+        self.counts.add(Counter::EventsDequeued, held);
     }
 
-    /// Ships every record of a block from here; returns how many it held (a record that does
-    /// not decode counts, as an encode error).
+    /// Ships every record of a block from here; returns how many its header declares. Those
+    /// that cannot be decoded are counted as encode errors, every one of them: the header's
+    /// count survives a garbled body. (Only a message that is not a block at all, which no
+    /// filter writes, counts as one.)
     fn accept_block(&mut self, bytes: &[u8], now_ms: u64) -> u64 {
-        let mut seen = 0;
-        for rec in RecordRef::decode_all(bytes) {
-            seen += 1;
-            match rec {
-                Ok(rec) => self.accept(&rec, now_ms),
-                // The rest of the message cannot be delimited: one loss counted, logged.
-                Err(_) => self.counts.add(Counter::EventsDroppedEncodeError, 1),
+        let opened = match forward::open(bytes) {
+            Ok(opened) => opened,
+            Err(Unreadable::Format { declared, .. }) => {
+                self.counts.add(Counter::EventsDroppedEncodeError, declared);
+                return declared;
             }
+            Err(Unreadable::Garbled) => {
+                self.counts.add(Counter::EventsDroppedEncodeError, 1);
+                return 1;
+            }
+        };
+        let mut decoded = 0;
+        for rec in opened.records() {
+            let Ok(rec) = rec else { break };
+            decoded += 1;
+            self.accept(&rec, now_ms);
         }
-        seen
+        self.counts.add(
+            Counter::EventsDroppedEncodeError,
+            opened.declared.saturating_sub(decoded),
+        );
+        opened.declared
     }
 
     /// Filter side: queues `rec` for the singleton shipper; returns a block to enqueue when one
@@ -137,13 +152,27 @@ impl Shipper {
         self.accept_block(&block.bytes, now_ms);
     }
 
-    /// Filter side, fallback: ships `rec` from this VM. Counted as captured.
-    pub fn capture_locally(&mut self, rec: &Record, now_ms: u64) {
+    /// Filter side, fallback: ships `rec` from this VM, `why` as the route says. Counted as
+    /// captured.
+    pub fn capture_locally(&mut self, rec: &Record, why: Local, now_ms: u64) {
         self.counts.add(Counter::EventsCaptured, 1);
+        if why == Local::FormatUnsupported {
+            self.counts.add(Counter::EventsFormatUnsupported, 1);
+        }
         self.accept(&rec.view(), now_ms);
     }
 
+    /// Filter side: `n` calls seen but lost before they could be recorded (their state was in
+    /// use); captured and dropped, so the invariant still holds.
+    pub fn lost_internal(&mut self, n: u64) {
+        self.counts.add(Counter::EventsCaptured, n);
+        self.counts.add(Counter::EventsDroppedInternal, n);
+    }
+
     fn accept(&mut self, rec: &RecordRef<'_>, now_ms: u64) {
+        if !rec.is_shippable() {
+            return self.counts.add(Counter::EventsSkippedInvalid, 1);
+        }
         let id = self.ids.next_uuid();
         let max = self.max_buffer_bytes;
         match self
@@ -312,6 +341,7 @@ impl Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats;
 
     fn config(max: usize) -> Config {
         Config {
@@ -322,27 +352,36 @@ mod tests {
         }
     }
 
-    fn record() -> Vec<u8> {
+    fn valid() -> Record {
         Record {
             method: "GET".into(),
+            scheme: "http".into(),
+            authority: "api.example.com".into(),
             path: "/".into(),
             ..Record::default()
         }
-        .encode()
-        .unwrap()
     }
 
-    /// captured = sent + dropped + buffered + in flight, for a shipper fed `fed` records.
+    /// One record as a queue block.
+    fn record() -> Vec<u8> {
+        block(&[valid()])
+    }
+
+    fn block(records: &[Record]) -> Vec<u8> {
+        let mut f = Forwarder::new(16_000_000);
+        for r in records {
+            f.push(r).unwrap();
+        }
+        f.take().unwrap().bytes
+    }
+
+    /// Every one of `fed` records dequeued is sent, dropped, skipped, buffered or in flight.
     fn assert_accounted(s: &Shipper, fed: u64) {
-        let c = s.counts();
-        let dropped = c.get(Counter::EventsDroppedBufferFull)
-            + c.get(Counter::EventsDroppedNonRetryable)
-            + c.get(Counter::EventsDroppedEncodeError);
-        assert_eq!(
-            c.get(Counter::EventsSent) + dropped + s.unsent(),
-            fed,
-            "{c:?}"
-        );
+        let mut c = *s.counts();
+        c.add(Counter::EventsCaptured, fed);
+        c.add(Counter::EventsEnqueued, fed);
+        assert_eq!(stats::unaccounted(&c, &s.gauges()), 0, "{c:?}");
+        assert_eq!(s.counts().get(Counter::EventsDequeued), fed, "{c:?}");
     }
 
     #[test]
@@ -513,7 +552,7 @@ mod tests {
     #[test]
     fn filter_side_forwarding_and_fallback_account_exactly() {
         let mut s = Shipper::new(&config(100), 1);
-        let rec = Record::decode(&record()).unwrap();
+        let rec = valid();
         for _ in 0..3 {
             assert_eq!(s.forward(&rec), None);
         }
@@ -528,16 +567,25 @@ mod tests {
         s.forward(&rec);
         let no_room = s.take_block().unwrap();
         s.queue_full(&no_room, 0);
-        s.capture_locally(&rec, 0);
+        s.capture_locally(&rec, Local::NoQueue, 0);
+        s.capture_locally(&rec, Local::FormatUnsupported, 0);
+        s.lost_internal(1);
         let c = *s.counts();
-        assert_eq!(c.get(Counter::EventsCaptured), 7);
+        assert_eq!(c.get(Counter::EventsCaptured), 9);
+        assert_eq!(c.get(Counter::EventsFormatUnsupported), 1);
+        assert_eq!(c.get(Counter::EventsDroppedInternal), 1);
         assert_eq!(c.get(Counter::EventsEnqueued), 3);
         assert_eq!(c.get(Counter::EventsEnqueueFailed), 1);
         assert_eq!(c.get(Counter::EventsQueueFull), 2);
         assert_eq!(
             s.gauges().get(Gauge::EventsBuffered),
-            4,
+            5,
             "shipped from here, none dropped"
+        );
+        assert_eq!(
+            stats::unaccounted(&c, &s.gauges()),
+            0,
+            "the 3 enqueued sit in the queue"
         );
         // The shipper side of the queue.
         let mut singleton = Shipper::new(&config(100), 2);
@@ -571,11 +619,42 @@ mod tests {
     }
 
     #[test]
-    fn garbage_records_are_counted() {
+    fn garbage_is_counted_record_by_record() {
         let mut s = Shipper::new(&config(10), 1);
         s.accept_dequeued(b"\xc1", 0);
         assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 1);
         assert_accounted(&s, 1);
+        // Five records, the third garbled: two shipped, three lost, all counted.
+        let mut bytes = block(&[valid(), valid(), valid(), valid(), valid()]);
+        let one = valid().encode().unwrap().len();
+        bytes[6 + 2 * one] = 0xc1;
+        s.accept_dequeued(&bytes, 0);
+        assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 4);
+        assert_eq!(s.unsent(), 2);
+        assert_accounted(&s, 6);
+        // A format this build does not read: every declared record counted.
+        let mut other = block(&[valid(), valid()]);
+        other[1] = 200;
+        s.accept_dequeued(&other, 0);
+        assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 6);
+        assert_accounted(&s, 8);
+    }
+
+    #[test]
+    fn calls_without_method_or_host_are_skipped_and_counted() {
+        let mut s = Shipper::new(&config(10), 1);
+        let rejected = Record {
+            scheme: "http".into(),
+            ..Record::default()
+        };
+        let no_host = Record {
+            authority: String::new(),
+            ..valid()
+        };
+        s.accept_dequeued(&block(&[rejected, valid(), no_host]), 0);
+        assert_eq!(s.counts().get(Counter::EventsSkippedInvalid), 2);
+        assert_eq!(s.unsent(), 1);
+        assert_accounted(&s, 3);
     }
 
     #[test]

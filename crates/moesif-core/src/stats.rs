@@ -1,6 +1,6 @@
 //! The counters and gauges the plugin reports; the glue exposes each as an Envoy metric of the
 //! same name. At any moment (counters summed over all VMs):
-//! `captured = sent + dropped_* + buffered + in_flight + (enqueued - dequeued)`,
+//! `captured = sent + dropped_* + skipped_invalid + buffered + in_flight + (enqueued - dequeued)`,
 //! where `enqueued - dequeued` is what sits in the shared queue (or is stranded there if the
 //! shipper died).
 
@@ -29,6 +29,15 @@ pub enum Counter {
     EventsDroppedNonRetryable,
     /// Events lost because a record could not be encoded or decoded.
     EventsDroppedEncodeError,
+    /// Events lost to an internal error: a callback found the filter's state in use.
+    EventsDroppedInternal,
+    /// Calls not shipped because they have no method or host: Envoy rejected them before
+    /// routing (malformed request line, headers too large, bad content-length), and Moesif
+    /// refuses an event without a verb and a full URI.
+    EventsSkippedInvalid,
+    /// Filter: records shipped by the worker itself because the running singleton does not
+    /// read this build's queue block format (a rollout of mixed builds).
+    EventsFormatUnsupported,
     /// Batches acknowledged by the collector.
     BatchesSent,
     /// Batch requests that failed (non-2xx, timeout, connect error, dispatch refused).
@@ -42,7 +51,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 18] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
@@ -53,6 +62,9 @@ impl Counter {
         Counter::EventsDroppedBufferFull,
         Counter::EventsDroppedNonRetryable,
         Counter::EventsDroppedEncodeError,
+        Counter::EventsDroppedInternal,
+        Counter::EventsSkippedInvalid,
+        Counter::EventsFormatUnsupported,
         Counter::BatchesSent,
         Counter::BatchesFailed,
         Counter::BatchesRetried,
@@ -72,6 +84,9 @@ impl Counter {
             Counter::EventsDroppedBufferFull => "moesif_events_dropped_buffer_full",
             Counter::EventsDroppedNonRetryable => "moesif_events_dropped_non_retryable",
             Counter::EventsDroppedEncodeError => "moesif_events_dropped_encode_error",
+            Counter::EventsDroppedInternal => "moesif_events_dropped_internal",
+            Counter::EventsSkippedInvalid => "moesif_events_skipped_invalid",
+            Counter::EventsFormatUnsupported => "moesif_events_format_unsupported",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
             Counter::BatchesRetried => "moesif_batches_retried",
@@ -80,14 +95,37 @@ impl Counter {
         }
     }
 
-    /// Whether this counter means events were lost (each such increase is logged).
+    /// Whether this counter ends an event's life without delivery: a term of the invariant.
     pub fn is_drop(self) -> bool {
         matches!(
             self,
             Counter::EventsDroppedBufferFull
                 | Counter::EventsDroppedNonRetryable
                 | Counter::EventsDroppedEncodeError
+                | Counter::EventsDroppedInternal
+                | Counter::EventsSkippedInvalid
         )
+    }
+
+    /// What an increase of this counter means for an operator, for counters whose every
+    /// increase is logged (rate-limited); `None` for the others.
+    pub fn notice(self) -> Option<&'static str> {
+        Some(match self {
+            Counter::EventsDroppedBufferFull
+            | Counter::EventsDroppedNonRetryable
+            | Counter::EventsDroppedEncodeError
+            | Counter::EventsDroppedInternal => "events dropped",
+            Counter::EventsSkippedInvalid => {
+                "calls not shipped: Envoy rejected them before routing, so they have no method or host, and Moesif refuses such events"
+            }
+            Counter::EventsQueueFull => {
+                "events found the shared queue full (max_queue_bytes: the singleton shipper is behind) and were shipped by this worker instead"
+            }
+            Counter::EventsFormatUnsupported => {
+                "events shipped by this worker because the running singleton shipper does not read this build's queue format (mixed builds during a rollout)"
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -171,6 +209,24 @@ impl Gauges {
             (d != 0).then_some((g, d))
         })
     }
+}
+
+/// The invariant, for counts and gauges summed over every VM: what was captured minus what is
+/// accounted for (sent, dropped or skipped, buffered, in flight, or sitting in the queue).
+/// Zero when nothing is lost uncounted.
+pub fn unaccounted(c: &Counts, g: &Gauges) -> i128 {
+    let n = |v: u64| i128::from(v);
+    let ended: i128 = Counter::ALL
+        .into_iter()
+        .filter(|c| c.is_drop())
+        .map(|d| n(c.get(d)))
+        .sum();
+    n(c.get(Counter::EventsCaptured))
+        - n(c.get(Counter::EventsSent))
+        - ended
+        - n(g.get(Gauge::EventsBuffered))
+        - n(g.get(Gauge::EventsInFlight))
+        - (n(c.get(Counter::EventsEnqueued)) - n(c.get(Counter::EventsDequeued)))
 }
 
 #[cfg(test)]

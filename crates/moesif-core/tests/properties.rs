@@ -4,6 +4,7 @@
 use moesif_core::batch::Batcher;
 use moesif_core::body::{Body, BodyCapture};
 use moesif_core::event::to_event_json;
+use moesif_core::forward::{self, Forwarder};
 use moesif_core::headers::client_ip;
 use moesif_core::record::{Record, Response};
 use proptest::prelude::*;
@@ -81,11 +82,14 @@ fn record() -> impl Strategy<Value = Record> {
 proptest! {
     #[test]
     fn records_survive_the_queue(recs in proptest::collection::vec(record(), 1..4)) {
-        let mut block = Vec::new();
+        let mut forwarder = Forwarder::new(16_000_000);
         for r in &recs {
-            r.encode_into(&mut block).unwrap();
+            prop_assert_eq!(forwarder.push(r).unwrap(), None);
         }
-        let back: Vec<Record> = Record::decode_all(&block).map(Result::unwrap).collect();
+        let block = forwarder.take().unwrap();
+        let opened = forward::open(&block.bytes).unwrap();
+        prop_assert_eq!(opened.declared, recs.len() as u64);
+        let back: Vec<Record> = opened.records().map(|r| r.unwrap().to_record()).collect();
         prop_assert_eq!(back, recs);
     }
 
@@ -119,6 +123,9 @@ proptest! {
     #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Record::decode_all(&bytes).count();
+        if let Ok(opened) = forward::open(&bytes) {
+            prop_assert!(opened.records().count() as u64 <= opened.declared);
+        }
         let _ = moesif_core::config::Config::parse(&bytes);
     }
 

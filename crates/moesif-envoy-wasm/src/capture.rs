@@ -1,8 +1,8 @@
 //! Per-request capture: collects what the call looked like without ever pausing it, then hands
 //! one record to the filter root in on_log.
 
-use crate::filter::Shared;
-use crate::host;
+use crate::host::{self, Buffer, Map};
+use crate::shared::Shared;
 use moesif_core::body::BodyCapture;
 use moesif_core::headers::{find, take_request_line, take_status};
 use moesif_core::record::{Record, Response};
@@ -37,7 +37,7 @@ impl Context for Capture {}
 
 impl HttpContext for Capture {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        let mut headers = host::lossy(self.get_http_request_headers_bytes());
+        let mut headers = host::header_map(Map::Request);
         let line = take_request_line(&mut headers);
         let config = &self.shared.config;
         let lookup = |name: &Option<String>| {
@@ -57,7 +57,7 @@ impl HttpContext for Capture {
 
     fn on_http_request_body(&mut self, size: usize, _: bool) -> Action {
         if self.request_body.offer(size) {
-            if let Some(chunk) = self.get_http_request_body(0, size) {
+            if let Some(chunk) = host::buffer(Buffer::RequestBody, 0, size) {
                 self.request_body.push(&chunk);
             }
         }
@@ -65,7 +65,7 @@ impl HttpContext for Capture {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        let mut headers = host::lossy(self.get_http_response_headers_bytes());
+        let mut headers = host::header_map(Map::Response);
         self.status = take_status(&mut headers);
         self.response_headers = Some(headers);
         Action::Continue
@@ -73,7 +73,7 @@ impl HttpContext for Capture {
 
     fn on_http_response_body(&mut self, size: usize, _: bool) -> Action {
         if self.response_body.offer(size) {
-            if let Some(chunk) = self.get_http_response_body(0, size) {
+            if let Some(chunk) = host::buffer(Buffer::ResponseBody, 0, size) {
                 self.response_body.push(&chunk);
             }
         }

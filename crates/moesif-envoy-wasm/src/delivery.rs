@@ -2,7 +2,7 @@
 //! Used by the singleton shipper and, in fallback mode, by each worker's filter root.
 //! Only ever called from root-context callbacks, so call responses come back to a live context.
 
-use crate::host;
+use crate::host::{self, Buffer, Map};
 use crate::metrics::Metrics;
 use moesif_core::config::Config;
 use moesif_core::ratelimit::LogGate;
@@ -10,7 +10,6 @@ use moesif_core::retry::parse_retry_after;
 use moesif_core::shipper::{Outcome, Outgoing, Shipper};
 use moesif_core::stats::{Counter, Counts};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
 use std::time::Duration;
 
 const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
@@ -33,7 +32,7 @@ impl Delivery {
         Delivery {
             config,
             shipper,
-            metrics: Metrics::define(),
+            metrics: Metrics::default(),
             failure_log: LogGate::new(LOG_INTERVAL_MS),
             drop_log: LogGate::new(LOG_INTERVAL_MS),
             logged: Counts::default(),
@@ -99,24 +98,18 @@ impl Delivery {
 
     /// Handles the collector's answer to the call `token`.
     pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) {
-        let header = |name| {
-            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
-                .ok()
-                .flatten()
-        };
-        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        // Bytes from outside (the collector, or whatever answers in its place): read lossily.
+        let header = |name| host::header(Map::CallResponse, name);
+        let status = header(":status").and_then(|s| s.trim().parse::<u16>().ok());
         let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
         match self.shipper.on_response(token, status, retry_after, now_ms) {
             Some(Outcome::Sent { events }) if self.config.debug => {
                 log::info!("moesif: batch of {events} events accepted");
             }
             Some(outcome @ (Outcome::Retrying { .. } | Outcome::Rejected { .. })) => {
-                let reason =
-                    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(200))
-                        .ok()
-                        .flatten()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
+                let reason = host::buffer(Buffer::CallResponseBody, 0, body_size.min(200))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
                 let why = match status {
                     Some(s) => format!("collector answered {s} {}", reason.trim()),
                     None => "no answer from the collector".to_string(),
@@ -148,20 +141,13 @@ impl Delivery {
     pub fn sync_metrics(&mut self, now_ms: u64) {
         let counts = *self.shipper.counts();
         self.metrics.sync(&counts, &self.shipper.gauges());
-        let notable: Vec<(Counter, u64)> = counts
+        let notable: Vec<(Counter, u64, &str)> = counts
             .since(&self.logged)
-            .filter(|(c, _)| c.is_drop() || *c == Counter::EventsQueueFull)
+            .filter_map(|(c, n)| Some((c, n, c.notice()?)))
             .collect();
         if !notable.is_empty() && self.drop_log.allow(now_ms).is_some() {
-            for (c, n) in notable {
-                if c.is_drop() {
-                    log::warn!("moesif: dropped {n} events, counted in {}", c.name());
-                } else {
-                    log::warn!(
-                        "moesif: the singleton shipper is behind: {n} events found the shared queue full (max_queue_bytes) and were shipped by this worker instead, counted in {}",
-                        c.name()
-                    );
-                }
+            for (c, n, notice) in notable {
+                log::warn!("moesif: {n} {notice}, counted in {}", c.name());
             }
             self.logged = counts;
         }

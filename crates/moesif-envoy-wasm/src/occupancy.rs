@@ -1,60 +1,76 @@
 //! How many bytes sit in the shared queue, kept in shared data beside it. Envoy does not bound
 //! the queue: a shipper that falls behind (e.g. large bodies at a high rate) would grow Envoy's
 //! memory without limit. Filters reserve room before enqueueing; the shipper releases it.
+//!
+//! The count is exact under contention: an update that keeps losing the compare-and-swap race
+//! is not applied blindly. A reservation that cannot be made is a full queue (the block is
+//! shipped by the worker, counted); a release that cannot be made yet is kept and retried on
+//! the next one or on the tick.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use crate::host;
+use std::cell::Cell;
 
-/// Compare-and-swap attempts before giving up on exact accounting for one update.
-const ATTEMPTS: usize = 16;
+/// Compare-and-swap attempts per update. Each miss means another VM's update went through,
+/// so a miss streak this long means the queue is hot, never that it is stuck.
+const ATTEMPTS: usize = 64;
 
 pub struct Occupancy {
     key: String,
+    /// Bytes taken off the queue whose release has not gone through yet.
+    unreleased: Cell<u64>,
 }
 
 impl Occupancy {
     pub fn new(queue_name: &str) -> Self {
         Occupancy {
             key: format!("moesif_queue_bytes.{queue_name}"),
+            unreleased: Cell::new(0),
         }
     }
 
-    fn read(&self) -> (u64, Option<u32>) {
-        let (bytes, cas) = hostcalls::get_shared_data(&self.key).unwrap_or((None, None));
-        let value = bytes
-            .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
-            .map_or(0, u64::from_le_bytes);
-        (value, cas)
-    }
-
-    /// Moves the count by `f`; `None` from `f` leaves it unchanged and returns false.
+    /// Applies `f` to the count atomically; false if `f` declined (`None`) or the update could
+    /// not be made (contention, host error), leaving the count unchanged.
     fn update(&self, f: impl Fn(u64) -> Option<u64>) -> bool {
         for _ in 0..ATTEMPTS {
-            let (current, cas) = self.read();
+            let (bytes, cas) = host::shared_data(&self.key);
+            let current = bytes
+                .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+                .map_or(0, u64::from_le_bytes);
             let Some(next) = f(current) else {
                 return false;
             };
-            match hostcalls::set_shared_data(&self.key, Some(&next.to_le_bytes()), cas) {
-                Err(Status::CasMismatch) => continue,
-                _ => return true,
+            match host::set_shared_data(&self.key, &next.to_le_bytes(), cas) {
+                Ok(()) => return true,
+                Err(s) if s.is_cas_mismatch() => continue,
+                Err(_) => return false,
             }
         }
-        // Heavily contended: let the record through rather than lose it.
-        true
+        false
     }
 
-    /// Reserves `n` bytes if the queue stays within `max`; false means it is full.
+    /// Reserves `n` bytes if the queue stays within `max`; false means no room (or the count
+    /// could not be updated): the caller ships the block itself.
     pub fn reserve(&self, n: u64, max: u64) -> bool {
-        self.update(|current| (current.saturating_add(n) <= max).then(|| current + n))
+        self.update(|current| current.checked_add(n).filter(|total| *total <= max))
     }
 
-    /// Returns `n` bytes taken off the queue (or never put on it).
+    /// Returns `n` bytes taken off the queue (or never put on it), with any earlier release
+    /// that has not gone through yet.
     pub fn release(&self, n: u64) {
-        self.update(|current| Some(current.saturating_sub(n)));
+        let due = self.unreleased.get().saturating_add(n);
+        let done = self.update(|current| Some(current.saturating_sub(due)));
+        self.unreleased.set(if done { 0 } else { due });
+    }
+
+    /// Retries a pending release (from the tick).
+    pub fn settle(&self) {
+        if self.unreleased.get() > 0 {
+            self.release(0);
+        }
     }
 
     /// The shipper starts from an empty queue.
     pub fn reset(&self) {
-        let _ = hostcalls::set_shared_data(&self.key, Some(&0u64.to_le_bytes()), None);
+        let _ = host::set_shared_data(&self.key, &0u64.to_le_bytes(), None);
     }
 }

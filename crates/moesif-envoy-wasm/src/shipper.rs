@@ -5,10 +5,9 @@
 use crate::delivery::Delivery;
 use crate::host;
 use crate::occupancy::Occupancy;
+use moesif_core::forward::READS;
 use moesif_core::liveness;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext};
-use std::time::Duration;
 
 #[derive(Default)]
 pub struct ShipperRoot {
@@ -29,7 +28,7 @@ impl ShipperRoot {
             return;
         };
         while !delivery.shipper().is_backlogged() {
-            let Ok(Some(bytes)) = hostcalls::dequeue_shared_queue(queue) else {
+            let Some(bytes) = host::dequeue(queue) else {
                 break;
             };
             if let Some(o) = &self.occupancy {
@@ -41,9 +40,9 @@ impl ShipperRoot {
         delivery.dispatch_due(now_ms);
     }
 
+    /// Tells filters this shipper is alive and which block formats it reads.
     fn beat(&self, now_ms: u64) {
-        let _ =
-            hostcalls::set_shared_data(&self.heartbeat_key, Some(&liveness::encode(now_ms)), None);
+        let _ = host::set_shared_data(&self.heartbeat_key, &liveness::encode(now_ms, READS), None);
     }
 }
 
@@ -72,11 +71,10 @@ impl Context for ShipperRoot {
 
 impl RootContext for ShipperRoot {
     fn on_configure(&mut self, _: usize) -> bool {
-        let Some(config) = host::load_config(self.get_plugin_configuration(), "moesif shipper")
-        else {
+        let Some(config) = host::load_config("moesif shipper") else {
             return false;
         };
-        match hostcalls::register_shared_queue(&config.queue_name) {
+        match host::register_queue(&config.queue_name) {
             Ok(q) => self.queue = Some(q),
             Err(e) => {
                 log::error!(
@@ -96,7 +94,7 @@ impl RootContext for ShipperRoot {
         {
             self.crash_at_ms = config.test_crash_after_ms.map(|ms| now + ms);
         }
-        self.set_tick_period(Duration::from_millis(config.batch_max_wait.clamp(1, 100)));
+        host::set_tick_period_ms(config.batch_max_wait.clamp(1, 100));
         self.delivery = Some(Delivery::new(config));
         true
     }
@@ -109,10 +107,16 @@ impl RootContext for ShipperRoot {
         let now = host::now_ms();
         #[cfg(feature = "test-faults")]
         if self.crash_at_ms.is_some_and(|at| now >= at) {
-            log::error!("moesif shipper: test fault: aborting the VM");
-            std::process::abort();
+            // A panic, like a real bug would cause: the hook must log it before the VM dies.
+            #[allow(clippy::panic)]
+            {
+                panic!("test fault: test_crash_after_ms elapsed");
+            }
         }
         self.beat(now);
+        if let Some(o) = &self.occupancy {
+            o.settle();
+        }
         self.drain(now);
         if let Some(d) = self.delivery.as_mut() {
             d.sync_metrics(now);

@@ -1,0 +1,177 @@
+//! What a filter root shares with its HTTP contexts: the config, where records go (the
+//! singleton's queue or this worker's own shipper, decided by `moesif_core::route`), and the
+//! delivery state. Everything runs on the worker's thread, hence `Rc`, `Cell` and `RefCell`.
+
+use crate::delivery::Delivery;
+use crate::host;
+use crate::occupancy::Occupancy;
+use moesif_core::config::Config;
+use moesif_core::forward::{Block, FORMAT};
+use moesif_core::liveness::{self, Health};
+use moesif_core::record::Record;
+use moesif_core::route::{self, Diversion, Local, Placement, Route};
+use std::cell::{Cell, RefCell};
+
+pub struct Shared {
+    pub config: Config,
+    queue_vm_id: String,
+    heartbeat_key: String,
+    route: Cell<Route>,
+    /// The queue's size in bytes, shared with the shipper (enforced when the route is bounded).
+    occupancy: Occupancy,
+    /// Set when Envoy retires this filter config (e.g. an ECDS update): nothing may be left
+    /// waiting for a tick that may not come.
+    closing: Cell<bool>,
+    /// Calls lost because `delivery` was in use when they ended (counted on the next tick).
+    lost: Cell<u64>,
+    /// Filter counters, and the worker's own shipper.
+    delivery: RefCell<Delivery>,
+}
+
+impl Shared {
+    pub fn new(config: Config, queue_vm_id: String) -> Self {
+        Shared {
+            queue_vm_id,
+            heartbeat_key: liveness::key(&config.queue_name),
+            route: Cell::new(Route::Local(Local::NoQueue)),
+            occupancy: Occupancy::new(&config.queue_name),
+            closing: Cell::new(false),
+            lost: Cell::new(0),
+            delivery: RefCell::new(Delivery::new(config.clone())),
+            config,
+        }
+    }
+
+    /// Re-decides where records go; called at configure and on every tick, never per request.
+    pub fn reroute(&self) {
+        let now_ms = host::now_ms();
+        let (beat, _) = host::shared_data(&self.heartbeat_key);
+        let health = liveness::health(beat.as_deref(), now_ms);
+        let reads_ours = liveness::reads(beat.as_deref(), FORMAT);
+        let old = self.route.get();
+        let known = match old {
+            Route::Queue { id, .. } => Some(id),
+            Route::Local(_) => None,
+        };
+        let new = route::choose(health, reads_ours, known, || {
+            host::resolve_queue(&self.queue_vm_id, &self.config.queue_name)
+        });
+        self.route.set(new);
+        log_change(old, new, health);
+    }
+
+    /// Hands one captured call to the shipper's queue (in blocks), or ships it from here.
+    pub fn submit(&self, record: Record) {
+        let Ok(mut d) = self.delivery.try_borrow_mut() else {
+            self.lost.set(self.lost.get().saturating_add(1));
+            return;
+        };
+        match self.route.get() {
+            Route::Queue { .. } => {
+                if let Some(block) = d.shipper().forward(&record) {
+                    self.place(&mut d, block);
+                }
+            }
+            Route::Local(why) => d.shipper().capture_locally(&record, why, host::now_ms()),
+        }
+        if self.closing.get() {
+            // A call that ends after Envoy retired this root: no tick may follow to enqueue
+            // its record or publish its counts.
+            self.flush_block(&mut d);
+            d.sync_metrics(host::now_ms());
+        }
+    }
+
+    /// Enqueues the open block, whatever its size (tick, retiring root).
+    pub fn flush_block(&self, d: &mut Delivery) {
+        if let Some(block) = d.shipper().take_block() {
+            self.place(d, block);
+        }
+    }
+
+    /// Puts `block` on the queue if the route and the room allow, else ships it from here.
+    fn place(&self, d: &mut Delivery, block: Block) {
+        let len = block.bytes.len() as u64;
+        let max = self.config.max_queue_bytes as u64;
+        let placement = route::place(self.route.get(), || self.occupancy.reserve(len, max));
+        let now = host::now_ms();
+        match placement {
+            Placement::Enqueue { id, reserved } => {
+                if host::enqueue(id, &block.bytes).is_ok() {
+                    d.shipper().enqueued(&block);
+                } else {
+                    if reserved {
+                        self.occupancy.release(len);
+                    }
+                    self.route.set(Route::Local(Local::NoQueue));
+                    d.shipper().enqueue_failed(&block, now);
+                }
+            }
+            Placement::ShipHere(Diversion::QueueFull) => d.shipper().queue_full(&block, now),
+            Placement::ShipHere(Diversion::Local(_)) => d.shipper().enqueue_failed(&block, now),
+        }
+    }
+
+    /// Runs `f` on the delivery state, first counting any call lost while it was in use.
+    pub fn with_delivery(&self, f: impl FnOnce(&mut Delivery)) {
+        if let Ok(mut d) = self.delivery.try_borrow_mut() {
+            let lost = self.lost.replace(0);
+            if lost > 0 {
+                d.shipper().lost_internal(lost);
+            }
+            f(&mut d);
+        }
+    }
+
+    /// The tick's share of the work: reroute, enqueue the open block, ship what is due.
+    /// Returns the events this root still holds.
+    pub fn tick(&self) -> u64 {
+        self.reroute();
+        self.occupancy.settle();
+        let now = host::now_ms();
+        let mut unsent = 0;
+        self.with_delivery(|d| {
+            self.flush_block(d);
+            d.dispatch_due(now);
+            d.sync_metrics(now);
+            unsent = d.unsent();
+        });
+        unsent
+    }
+
+    /// Envoy retires this root: enqueue or close what it holds; returns the events left to
+    /// deliver from here.
+    pub fn close(&self) -> u64 {
+        self.closing.set(true);
+        let mut unsent = 0;
+        self.with_delivery(|d| {
+            self.flush_block(d);
+            d.shipper().close_batch();
+            d.sync_metrics(host::now_ms());
+            unsent = d.unsent();
+        });
+        unsent
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+}
+
+fn log_change(old: Route, new: Route, health: Health) {
+    match (old, new) {
+        (Route::Queue { .. }, Route::Local(Local::ShipperDead)) => log::warn!(
+            "moesif: singleton shipper not alive (heartbeat {health:?}); this worker ships its own events"
+        ),
+        (Route::Queue { .. }, Route::Local(Local::NoQueue)) => log::warn!(
+            "moesif: the singleton shipper's queue is gone; this worker ships its own events"
+        ),
+        (old, Route::Local(Local::FormatUnsupported)) if old != new => log::warn!(
+            "moesif: the running singleton shipper does not read queue format {FORMAT} (a rollout of mixed plugin builds); this worker ships its own events, counted in moesif_events_format_unsupported"
+        ),
+        (Route::Local(_), Route::Queue { bounded: true, .. }) => {
+            log::info!("moesif: singleton shipper alive; sending events through its queue");
+        }
+        _ => {}
+    }
+}
