@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::app_config::AppConfig;
 use crate::decode::{decode, DecodeError};
-use crate::faults::{FaultSpec, Faults, Injected};
+use crate::faults::{garbage_body, BrokenBody, FaultSpec, Faults, Injected, RESET_ANNOUNCED_LEN};
 use crate::serve::Refusal;
 use crate::skim::skim_events;
 use crate::store::{EventFilter, Rejection, Store};
@@ -27,6 +27,8 @@ use crate::validate::parse_events;
 const MAX_BATCH_BYTES: usize = 50 * 1024 * 1024;
 const APP_ID_HEADER: &str = "x-moesif-application-id";
 const ETAG_HEADER: &str = "x-moesif-config-etag";
+/// Carries a fault spec's `header_bytes`.
+const HOSTILE_HEADER: &str = "x-hostile";
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -75,29 +77,34 @@ impl Collector {
             tokio::time::sleep(latency).await;
         }
         let injected = lock(&self.faults).take();
-        if let Some(Injected {
-            status,
-            retry_after_s,
-        }) = injected
-        {
+        let Some(injected) = injected else {
+            return self.handle(&headers, &wire, batch);
+        };
+        let response = if injected.replaces_handling() {
             lock(&self.store).reject(Rejection::Fault);
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut response = error(status, "injected fault");
-            if let Some(seconds) = retry_after_s {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            injected_answer(&injected)
+        } else {
+            // A real success that merely answers strangely: handled and stored as usual.
+            let mut response = self.handle(&headers, &wire, batch);
+            let success_status = injected.status.and_then(|s| StatusCode::from_u16(s).ok());
+            if let Some(status) = success_status.filter(|_| response.status().is_success()) {
+                *response.status_mut() = status;
             }
-            return response;
-        }
-        if !has_app_id(&headers) {
+            response
+        };
+        tamper(response, &injected)
+    }
+
+    /// What the collector makes of an event POST without faults: validate, store, answer.
+    fn handle(&self, headers: &HeaderMap, wire: &[u8], batch: bool) -> Response {
+        if !has_app_id(headers) {
             lock(&self.store).reject(Rejection::Status(401));
             return unauthorized();
         }
         let encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok());
-        let raw = match decode(encoding, &wire, MAX_BATCH_BYTES) {
+        let raw = match decode(encoding, wire, MAX_BATCH_BYTES) {
             Ok(raw) => raw,
             Err(e @ DecodeError::TooLarge) => {
                 return self.reject(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
@@ -111,7 +118,7 @@ impl Collector {
                 Err(reason) => return self.reject(StatusCode::BAD_REQUEST, reason),
             };
             let ids = ids.iter().map(Option::as_deref);
-            lock(&self.store).count(ids, header_map(&headers), wire.len(), raw.len());
+            lock(&self.store).count(ids, header_map(headers), wire.len(), raw.len());
         } else {
             let events = match parse_events(&raw, batch) {
                 Ok(events) => events,
@@ -119,7 +126,7 @@ impl Collector {
             };
             let count = events.len();
             let stored =
-                lock(&self.store).accept(events, header_map(&headers), wire.len(), raw.len());
+                lock(&self.store).accept(events, header_map(headers), wire.len(), raw.len());
             if let Err(e) = stored {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -264,6 +271,46 @@ async fn clear_faults(State(collector): State<Arc<Collector>>) -> Json<FaultSpec
     let mut faults = lock(&collector.faults);
     *faults = Faults::default();
     Json(faults.current())
+}
+
+/// The answer of a fault that answers in place of the collector: a connection broken
+/// mid-body for `reset`, else the injected error status.
+fn injected_answer(injected: &Injected) -> Response {
+    if injected.reset {
+        let mut response = Response::new(Body::new(BrokenBody::start()));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(RESET_ANNOUNCED_LEN),
+        );
+        return response;
+    }
+    let status = injected
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    error(status, "injected fault")
+}
+
+/// Adds the injected headers to `response` and swaps its body for garbage if asked.
+fn tamper(mut response: Response, injected: &Injected) -> Response {
+    let headers = response.headers_mut();
+    if let Some(value) = &injected.retry_after {
+        headers.insert(header::RETRY_AFTER, value.clone());
+    }
+    if let Some(value) = &injected.hostile_header {
+        headers.insert(HOSTILE_HEADER, value.clone());
+    }
+    if injected.garbage_body {
+        // The body's own length goes out instead.
+        headers.remove(header::CONTENT_LENGTH);
+        *response.body_mut() = Body::from(garbage_body());
+    }
+    response
 }
 
 /// The app id is Moesif's only authentication; without it nothing is accepted.

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,65 @@ fn stats(server: &Server) -> Result<Value, Box<dyn std::error::Error>> {
 
 fn set_faults(server: &Server, spec: &str) -> Result<Reply, Box<dyn std::error::Error>> {
     post(&server.url("/_collector/faults"), spec.as_bytes())
+}
+
+/// An HTTP/1.1 answer read straight off the socket, bytes as they came: ureq shows only
+/// UTF-8 header values, and hides how a broken answer ended.
+struct RawReply {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// The read error that ended the answer, if it did not end cleanly.
+    error: Option<io::Error>,
+}
+
+impl RawReply {
+    fn status(&self) -> Option<u16> {
+        let line = self.head.split(|&b| b == b'\n').next()?;
+        std::str::from_utf8(line.get(9..12)?).ok()?.parse().ok()
+    }
+
+    /// The raw value of header `name` (lower case), without the space after the colon.
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (key, value) = line.split_at(colon);
+            let value = value.get(1..)?;
+            key.eq_ignore_ascii_case(name.as_bytes())
+                .then(|| value.strip_prefix(b" ").unwrap_or(value))
+        })
+    }
+}
+
+/// POSTs `events` as a plain batch over a fresh connection and reads until it closes.
+fn raw_post_batch(
+    server: &Server,
+    events: &[Value],
+) -> Result<RawReply, Box<dyn std::error::Error>> {
+    let body = serde_json::to_vec(events)?;
+    let mut stream = TcpStream::connect(server.addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST /v1/events/batch HTTP/1.1\r\nHost: {}\r\nX-Moesif-Application-Id: {APP_ID}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    )?;
+    stream.write_all(&body)?;
+    let mut answer = Vec::new();
+    // On error, what was read so far is in `answer`.
+    let error = stream.read_to_end(&mut answer).err();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no complete head in {:?}", String::from_utf8_lossy(&answer)))?;
+    let (head, body) = answer.split_at(split);
+    Ok(RawReply {
+        head: head.to_vec(),
+        body: body.get(4..).unwrap_or_default().to_vec(),
+        error,
+    })
 }
 
 #[test]
@@ -191,6 +250,24 @@ fn bad_events_are_400_with_the_reason_and_nothing_is_stored() -> TestResult {
         "event[0].request.time: not an ISO 8601 date-time: `yesterday`"
     );
 
+    // Moesif's rules beyond presence: a full URL, a method token; one bad event among good
+    // ones refuses the whole batch.
+    let mut no_host = event("t5", "u");
+    no_host["request"]["uri"] = json!("http:///items");
+    let reply = post_batch(&server, &[event("t6", "u"), event("t7", "u"), no_host])?;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()?["error"],
+        "event[2].request.uri: not a full URL (http or https, ://, host): `http:///items`"
+    );
+    let mut empty_verb = event("t8", "u");
+    empty_verb["request"]["verb"] = json!("");
+    let reply = post_batch(&server, &[empty_verb])?;
+    assert_eq!(
+        reply.json()?["error"],
+        "event[0].request.verb: must not be empty"
+    );
+
     let reply = post_events(&server, "/v1/events/batch", b"not gzip", Some("gzip"))?;
     assert_eq!(reply.status, 400);
     let reply = post_events(&server, "/v1/events/batch", b"{", None)?;
@@ -198,7 +275,7 @@ fn bad_events_are_400_with_the_reason_and_nothing_is_stored() -> TestResult {
 
     let stats = stats(&server)?;
     assert_eq!(stats["events"], 0);
-    assert_eq!(stats["rejected"]["400"], 5);
+    assert_eq!(stats["rejected"]["400"], 7);
     assert_eq!(get(&server.url("/_collector/events"))?.json()?, json!([]));
     Ok(())
 }
@@ -441,6 +518,171 @@ fn status_fault_with_retry_after_and_duration() -> TestResult {
 
     let typo = set_faults(&server, r#"{"staus":503}"#)?;
     assert_eq!(typo.status, 400);
+    Ok(())
+}
+
+#[test]
+fn retry_after_bytes_arrive_raw_for_count_answers() -> TestResult {
+    let (server, _) = Server::collector("fault-retry-after-bytes", &[])?;
+    let spec = r#"{"status":503,"retry_after_bytes":"fffe31","count":2}"#;
+    assert_eq!(
+        set_faults(&server, spec)?.json()?,
+        serde_json::from_str::<Value>(spec)?
+    );
+    for _ in 0..2 {
+        let reply = raw_post_batch(&server, &[event("a", "u")])?;
+        assert_eq!(reply.status(), Some(503));
+        assert_eq!(reply.header("retry-after"), Some(&[0xff, 0xfe, 0x31][..]));
+        assert!(reply.error.is_none());
+    }
+    let reply = raw_post_batch(&server, &[event("a", "u")])?;
+    assert_eq!(reply.status(), Some(201));
+    assert_eq!(reply.header("retry-after"), None);
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 1);
+    assert_eq!(stats["rejected"]["fault"], 2);
+    Ok(())
+}
+
+#[test]
+fn header_bytes_arrive_raw_on_normal_and_injected_answers() -> TestResult {
+    let (server, _) = Server::collector("fault-header-bytes", &[])?;
+    set_faults(&server, r#"{"header_bytes":"80fe41ff","count":2}"#)?;
+    for id in ["a", "b"] {
+        let reply = raw_post_batch(&server, &[event(id, "u")])?;
+        assert_eq!(reply.status(), Some(201));
+        assert_eq!(
+            reply.header("x-hostile"),
+            Some(&[0x80, 0xfe, 0x41, 0xff][..])
+        );
+        assert!(reply.header("x-moesif-config-etag").is_some());
+    }
+    let reply = raw_post_batch(&server, &[event("c", "u")])?;
+    assert_eq!(reply.status(), Some(201));
+    assert_eq!(reply.header("x-hostile"), None);
+    assert_eq!(
+        stats(&server)?["events"],
+        3,
+        "x-hostile alone stores the events"
+    );
+
+    set_faults(
+        &server,
+        r#"{"status":502,"retry_after_s":3,"header_bytes":"c0ffee","count":1}"#,
+    )?;
+    let reply = raw_post_batch(&server, &[event("d", "u")])?;
+    assert_eq!(reply.status(), Some(502));
+    assert_eq!(reply.header("x-hostile"), Some(&[0xc0, 0xff, 0xee][..]));
+    assert_eq!(reply.header("retry-after"), Some(&b"3"[..]));
+    assert_eq!(reply.body, br#"{"error":"injected fault"}"#);
+    assert_eq!(
+        raw_post_batch(&server, &[event("d", "u")])?.header("x-hostile"),
+        None
+    );
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 4);
+    assert_eq!(stats["rejected"]["fault"], 1);
+    Ok(())
+}
+
+#[test]
+fn garbage_200_still_stores_and_garbage_503_does_not() -> TestResult {
+    let (server, _) = Server::collector("fault-garbage", &[])?;
+    set_faults(&server, r#"{"status":200,"garbage_body":true,"count":1}"#)?;
+    let events = [event("g1", "u"), event("g2", "u")];
+    let reply = post_batch(&server, &events)?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), 300);
+    assert_eq!(reply.body.get(..3), Some(&[0xff, 0x00, 0xfe][..]));
+    assert!(std::str::from_utf8(&reply.body).is_err());
+    assert!(reply.header("x-moesif-config-etag").is_some());
+    assert_eq!(
+        get(&server.url("/_collector/events"))?.json()?,
+        json!(events)
+    );
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 2);
+    assert_eq!(stats_now["rejected"]["fault"], 0);
+
+    let reply = post_batch(&server, &[event("g3", "u")])?;
+    assert_eq!(reply.status, 201);
+    assert!(reply.body.is_empty());
+
+    set_faults(&server, r#"{"status":503,"garbage_body":true,"count":1}"#)?;
+    let reply = post_batch(&server, &[event("g4", "u")])?;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body.get(..3), Some(&[0xff, 0x00, 0xfe][..]));
+    assert_eq!(post_batch(&server, &[event("g5", "u")])?.status, 201);
+    let stats_now = stats(&server)?;
+    assert_eq!(stats_now["events"], 4);
+    assert_eq!(stats_now["rejected"]["fault"], 1);
+    assert_eq!(
+        get(&server.url("/_collector/events?transaction_id=g4"))?.json()?,
+        json!([])
+    );
+    Ok(())
+}
+
+#[test]
+fn reset_breaks_the_answer_mid_body_and_stores_nothing() -> TestResult {
+    let (server, _) = Server::collector("fault-reset", &[])?;
+    set_faults(&server, r#"{"reset":true,"header_bytes":"ff","count":2}"#)?;
+    let reply = raw_post_batch(&server, &[event("r", "u")])?;
+    assert_eq!(reply.status(), Some(200));
+    assert_eq!(reply.header("content-length"), Some(&b"1000"[..]));
+    assert_eq!(reply.header("x-hostile"), Some(&[0xff][..]));
+    assert_eq!(
+        reply.body, br#"{"partial":""#,
+        "then the connection broke: {:?}",
+        reply.error
+    );
+
+    // A real client sees an error, not a short answer it could take for complete.
+    let broken = post_batch(&server, &[event("r", "u")]);
+    assert!(broken.is_err(), "{broken:?}");
+
+    // The retry after the count is spent is stored, exactly once.
+    assert_eq!(post_batch(&server, &[event("r", "u")])?.status, 201);
+    let stats = stats(&server)?;
+    assert_eq!(stats["events"], 1);
+    assert_eq!(stats["duplicate_events"], 0);
+    assert_eq!(stats["rejected"]["fault"], 2);
+    Ok(())
+}
+
+#[test]
+fn hostile_fault_specs_are_checked() -> TestResult {
+    let (server, _) = Server::collector("fault-specs", &[])?;
+    for (spec, reason) in [
+        (
+            r#"{"header_bytes":"0d0a"}"#,
+            "header_bytes: a header value cannot hold control bytes",
+        ),
+        (
+            r#"{"status":503,"retry_after_bytes":"xyz"}"#,
+            "retry_after_bytes: `xyz` is not hex",
+        ),
+        (
+            r#"{"reset":true,"status":503}"#,
+            "reset sends its own 200 answer",
+        ),
+        (
+            r#"{"status":204,"garbage_body":true}"#,
+            "garbage_body needs a status that has a body",
+        ),
+    ] {
+        let reply = set_faults(&server, spec)?;
+        assert_eq!(reply.status, 400, "{spec}");
+        let error = reply.json()?["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.starts_with(&format!("bad fault spec: {reason}")),
+            "{spec}: {error}"
+        );
+    }
+    assert_eq!(get(&server.url("/_collector/faults"))?.json()?, json!({}));
     Ok(())
 }
 
