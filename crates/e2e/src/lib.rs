@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod accounting;
 pub mod client;
 pub mod envoy;
 pub mod load;

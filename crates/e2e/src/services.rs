@@ -89,6 +89,12 @@ impl Collector {
         assert!(r.status < 300, "faults {spec}: {} {}", r.status, r.text());
     }
 
+    /// The faults still in force (`count` is what is left).
+    pub fn faults(&self) -> Value {
+        let r = self.client.get(&self.url("/_collector/faults"), &[]);
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
     pub fn clear_faults(&self) {
         self.client
             .send("DELETE", &self.url("/_collector/faults"), &[], None);

@@ -1,6 +1,7 @@
 //! Capture fidelity end to end: real Envoy (--concurrency 2), real .wasm, sample upstream, local
 //! collector. Every one of 1000 mixed requests must arrive as exactly one, exactly right event.
 
+use e2e::accounting;
 use e2e::client::{Client, Reply};
 use e2e::envoy::{Envoy, Mode, Options};
 use e2e::process::wait_for;
@@ -286,11 +287,9 @@ fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) {
         assert!(seen.insert(n), "request {n} captured twice");
         check_event(n, e, windows[&n], stack.envoy.port);
     }
-    let stats = wait_for("plugin stats to settle", Duration::from_secs(10), || {
-        let s = stack.envoy.plugin_stats();
-        (s.get("moesif_events_sent") == Some(&(REQUESTS as u64))).then_some(s)
-    });
+    let stats = accounting::settle(&stack.envoy, Duration::from_secs(10));
     let n = REQUESTS as u64;
+    assert_eq!(stats["moesif_events_sent"], n, "{stats:?}");
     assert_eq!(stats["moesif_events_captured"], n, "{stats:?}");
     let enqueued = if mode == Mode::Singleton { n } else { 0 };
     assert_eq!(stats["moesif_events_enqueued"], enqueued, "{stats:?}");

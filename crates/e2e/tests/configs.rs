@@ -1,6 +1,7 @@
 //! Shipped configs: every Envoy config validates, a bad plugin config is refused at load with
 //! the key named, and the plugin never changes what the client receives.
 
+use e2e::accounting;
 use e2e::client::{Call, Client};
 use e2e::envoy::{self, Mode, DEFAULT_FILTER_CONFIG};
 use e2e::process::{wait_for, Proc};
@@ -202,6 +203,8 @@ fn responses_are_byte_identical_with_and_without_the_plugin() {
         344,
         "256 bytes in base64"
     );
+    let s = accounting::settle(&with, Duration::from_secs(10));
+    assert_eq!(s["moesif_events_sent"], calls.len() as u64, "{s:?}");
 }
 
 #[test]
@@ -250,4 +253,6 @@ fn v040_readme_config_works_unchanged() {
         collector.stats()["last_headers"]["x-moesif-application-id"],
         "v040-app-id"
     );
+    let s = accounting::settle(&envoy, Duration::from_secs(10));
+    assert_eq!(s["moesif_events_sent"], 20, "{s:?}");
 }

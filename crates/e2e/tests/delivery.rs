@@ -3,11 +3,11 @@
 //! from wrk through the real Envoy (--concurrency 2). Accounting is checked exactly against
 //! Envoy's own request counter and the plugin's stats.
 
+use e2e::accounting::{self, dropped, Expect, Stats};
 use e2e::envoy::{Mode, Options};
 use e2e::process::wait_for;
 use e2e::stack::Stack;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// wrk: 4 connections, each pausing 5 ms between requests: roughly 600-800 requests/s.
@@ -36,57 +36,8 @@ fn load(stack: &Stack, seconds: u32, mut during: impl FnMut(Duration)) {
     eprintln!("wrk: {summary}");
 }
 
-fn dropped(s: &BTreeMap<String, u64>) -> u64 {
-    [
-        "moesif_events_dropped_buffer_full",
-        "moesif_events_dropped_non_retryable",
-        "moesif_events_dropped_encode_error",
-    ]
-    .iter()
-    .map(|k| s[*k])
-    .sum()
-}
-
-/// Waits until nothing is queued, buffered or in flight and every captured event is
-/// accounted for; returns the plugin's stats.
-fn settle(stack: &Stack, timeout: Duration) -> BTreeMap<String, u64> {
-    settle_until(stack, timeout, |s| {
-        s["moesif_events_buffered"] == 0
-            && s["moesif_events_in_flight"] == 0
-            && s["moesif_events_enqueued"] == s["moesif_events_dequeued"]
-    })
-}
-
-/// Waits until every captured event is accounted for by the invariant
-/// `captured = sent + dropped + buffered + in_flight + (enqueued - dequeued)` and `idle` holds.
-fn settle_until(
-    stack: &Stack,
-    timeout: Duration,
-    idle: impl Fn(&BTreeMap<String, u64>) -> bool,
-) -> BTreeMap<String, u64> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        // Read each time: a request wrk sent just before it stopped may be parsed (and counted)
-        // by a busy worker only after wrk has exited.
-        let completed = stack.envoy.completed();
-        let s = stack.envoy.plugin_stats();
-        let queued = s["moesif_events_enqueued"].saturating_sub(s["moesif_events_dequeued"]);
-        let accounted = s["moesif_events_sent"]
-            + dropped(&s)
-            + s["moesif_events_buffered"]
-            + s["moesif_events_in_flight"]
-            + queued
-            == s["moesif_events_captured"];
-        if idle(&s) && accounted && s["moesif_events_captured"] == completed {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "delivery did not settle in {timeout:?}: completed {completed}, {s:?}\n{}",
-            stack.envoy.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn settle(stack: &Stack, timeout: Duration) -> Stats {
+    accounting::settle(&stack.envoy, timeout)
 }
 
 fn unique(stack: &Stack) -> u64 {
@@ -267,7 +218,7 @@ fn crashed_singleton_filters_fall_back_and_loss_is_bounded_and_counted() {
     // The dead shipper's last gauges stay published: what it held is stranded with it.
     // Settled once the fallback has taken over and nothing was sent for 2 s (2 batch waits).
     let last_sent = std::cell::Cell::new((0, Instant::now()));
-    let s = settle_until(&stack, Duration::from_secs(30), |s| {
+    let s = accounting::settle_until(&stack.envoy, Duration::from_secs(30), Expect::Completed, |s| {
         let sent = s["moesif_events_sent"];
         if sent != last_sent.get().0 {
             last_sent.set((sent, Instant::now()));
@@ -284,8 +235,8 @@ fn crashed_singleton_filters_fall_back_and_loss_is_bounded_and_counted() {
         + s["moesif_events_in_flight"];
     let log = stack.envoy.log_text();
     assert!(
-        log.contains("test fault: aborting the VM"),
-        "{}",
+        log.contains("moesif: panicked") && log.contains("test_crash_after_ms elapsed"),
+        "the panic hook logged the panic: {}",
         stack.envoy.log_tail()
     );
     assert!(

@@ -3,6 +3,7 @@
 //! `outbound|443||api.moesif.net`), Gloo's shape, hot reload through ECDS under load, and the
 //! example manifests, which the Istio and Gloo configs here are built from.
 
+use e2e::accounting;
 use e2e::client::Client;
 use e2e::envoy::{self, Envoy};
 use e2e::process::wait_for;
@@ -261,10 +262,8 @@ fn istio_shape_delivers_every_event_with_and_without_the_singleton() {
     let plugin_config = istio_plugin_config();
     let (with, _) = start_istio_shape(&b, "with", true, &plugin_config);
     send_and_expect(&b, &with, 200, 200);
-    let s = wait_for("stats", Duration::from_secs(5), || {
-        let s = with.plugin_stats();
-        (s["moesif_events_sent"] == 200).then_some(s)
-    });
+    let s = accounting::settle(&with, Duration::from_secs(5));
+    assert_eq!(s["moesif_events_sent"], 200, "{s:?}");
     assert_eq!(
         s["moesif_events_enqueued"], 200,
         "through the singleton: {s:?}"
@@ -272,7 +271,9 @@ fn istio_shape_delivers_every_event_with_and_without_the_singleton() {
     drop(with);
     let (without, _) = start_istio_shape(&b, "without", false, &plugin_config);
     send_and_expect(&b, &without, 200, 400);
-    assert_eq!(without.stat("moesif_events_enqueued"), 0);
+    let s = accounting::settle(&without, Duration::from_secs(5));
+    assert_eq!(s["moesif_events_sent"], 200, "{s:?}");
+    assert_eq!(s["moesif_events_enqueued"], 0, "{s:?}");
     let events = b.collector.events();
     assert!(
         events.iter().all(|e| e["user_id"] == "u1"),
@@ -324,10 +325,8 @@ fn gloo_shape_delivers_every_event_with_and_without_the_singleton() {
         &bootstrap(&b, filter.clone(), upstream, Some(shipper)),
     );
     send_and_expect(&b, &with, 150, 150);
-    let s = wait_for("stats", Duration::from_secs(5), || {
-        let s = with.plugin_stats();
-        (s["moesif_events_sent"] == 150).then_some(s)
-    });
+    let s = accounting::settle(&with, Duration::from_secs(5));
+    assert_eq!(s["moesif_events_sent"], 150, "{s:?}");
     assert_eq!(s["moesif_events_enqueued"], 150, "{s:?}");
     drop(with);
     let without = envoy::start_json(
@@ -335,6 +334,8 @@ fn gloo_shape_delivers_every_event_with_and_without_the_singleton() {
         &bootstrap(&b, filter, upstream, None),
     );
     send_and_expect(&b, &without, 150, 300);
+    let s = accounting::settle(&without, Duration::from_secs(5));
+    assert_eq!(s["moesif_events_sent"], 150, "{s:?}");
 }
 
 #[test]
@@ -393,6 +394,10 @@ fn ecds_reload(singleton: bool) {
             "extension_config_discovery.http_filter.istio-system.moesif.config_reload"
         ) >= 1
     );
+    // The retired root's last counts reached Envoy's stats too: captured equals sent.
+    let s = accounting::settle(&envoy, Duration::from_secs(10));
+    assert_eq!(s["moesif_events_sent"], completed, "{s:?}");
+    assert_eq!(s["moesif_events_captured"], completed, "{s:?}");
 }
 
 /// `envoy/envoy.yaml` as shipped, with only paths, addresses and ports pointed at this test.
@@ -462,6 +467,8 @@ fn production_config_ships_over_tls_and_a_wrong_ca_is_counted_and_retried() {
         b.collector.stats()["last_headers"]["x-moesif-application-id"],
         "<YOUR APPLICATION ID HERE>"
     );
+    let s = accounting::settle(&good, Duration::from_secs(10));
+    assert_eq!(s["moesif_events_sent"], 50, "{s:?}");
     drop(good);
 
     let wrong = envoy::start(
@@ -499,4 +506,12 @@ fn production_config_ships_over_tls_and_a_wrong_ca_is_counted_and_retried() {
         "{}",
         wrong.log_tail()
     );
+    // Nothing delivered, nothing lost: all ten held for retry, the invariant exact.
+    let s = accounting::settle_until(
+        &wrong,
+        Duration::from_secs(10),
+        accounting::Expect::Completed,
+        |_| true,
+    );
+    assert_eq!(accounting::ended(&s), 0, "{s:?}");
 }

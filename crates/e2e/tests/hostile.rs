@@ -1,6 +1,7 @@
 //! Hostile or broken input never breaks traffic or the VM, and is captured as well as it can
 //! be: header values that are not UTF-8, huge headers, malformed JSON, aborted streams.
 
+use e2e::accounting;
 use e2e::client::Client;
 use e2e::envoy::{Mode, Options};
 use e2e::process::wait_for;
@@ -121,8 +122,9 @@ fn broken_and_hostile_input_is_captured_without_harm() {
     wait_for("the event after", Duration::from_secs(10), || {
         (stack.collector.event_count() == 5).then_some(())
     });
-    let s = stack.envoy.plugin_stats();
+    let s = accounting::settle(&stack.envoy, Duration::from_secs(10));
     assert_eq!(s["moesif_events_captured"], 5, "{s:?}");
+    assert_eq!(s["moesif_events_sent"], 5, "{s:?}");
     assert!(
         !stack.envoy.log_text().contains("panicked"),
         "{}",

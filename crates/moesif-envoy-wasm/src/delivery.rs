@@ -32,7 +32,7 @@ impl Delivery {
         Delivery {
             config,
             shipper,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(),
             failure_log: LogGate::new(LOG_INTERVAL_MS),
             drop_log: LogGate::new(LOG_INTERVAL_MS),
             logged: Counts::default(),

@@ -29,13 +29,21 @@ fn ids() -> &'static Ids {
 }
 
 /// What one root has published so far.
-#[derive(Default)]
 pub struct Metrics {
     synced_counts: Counts,
     synced_gauges: Gauges,
 }
 
 impl Metrics {
+    /// Defines the VM's metrics if no root did yet, so that every metric shows from the start.
+    pub fn new() -> Self {
+        ids();
+        Metrics {
+            synced_counts: Counts::default(),
+            synced_gauges: Gauges::default(),
+        }
+    }
+
     /// Adds to the host's metrics whatever changed since the last sync.
     pub fn sync(&mut self, counts: &Counts, gauges: &Gauges) {
         let ids = ids();
