@@ -162,16 +162,25 @@ pub(crate) fn trimmed_text(bytes: &[u8]) -> Option<&str> {
     Some(std::str::from_utf8(bytes).ok()?.trim())
 }
 
+/// The body undone from its `content-encoding`, if the whole body is one such encoding: every
+/// member of a gzip body (RFC 1952 allows several, back to back), and nothing after a zlib
+/// stream. Otherwise the JSON would show only part of the body as if it were all of it.
 fn inflate(bytes: &[u8], encoding: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let limit = MAX_INFLATED + 1;
     let read = match encoding.trim().to_ascii_lowercase().as_str() {
-        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(bytes)
+        // Reads members until the input ends; anything else after a member is an error.
+        "gzip" | "x-gzip" => flate2::bufread::MultiGzDecoder::new(bytes)
             .take(limit)
             .read_to_end(&mut out),
-        "deflate" => flate2::read::ZlibDecoder::new(bytes)
-            .take(limit)
-            .read_to_end(&mut out),
+        "deflate" => {
+            let mut stream = flate2::bufread::ZlibDecoder::new(bytes);
+            let read = (&mut stream).take(limit).read_to_end(&mut out);
+            if !stream.get_ref().is_empty() {
+                return None;
+            }
+            read
+        }
         _ => return None,
     };
     match read {
@@ -265,6 +274,46 @@ mod tests {
             json_text(b"not gzip", Some("application/json"), Some("gzip")),
             None
         );
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn zlib(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// Found by tests/fuzz.rs (corpus body/gen-gzip-members.bin, gen-gzip-trailing.bin,
+    /// gen-deflate-trailing.bin): only the first gzip member was read, and bytes after it or
+    /// after a zlib stream were dropped, so `gzip({"a":1})garbage` was shipped as `{"a":1}`.
+    #[test]
+    fn the_whole_body_is_inflated_or_none_of_it() {
+        let ct = Some("application/json");
+        let members = [gzip(b"[1,"), gzip(b"2]")].concat();
+        assert_eq!(
+            json_text(&members, ct, Some("gzip")).as_deref(),
+            Some("[1,2]")
+        );
+        let trailing = [gzip(br#"{"a":1}"#), b"garbage".to_vec()].concat();
+        assert_eq!(json_text(&trailing, ct, Some("gzip")), None);
+        let trailing = [zlib(br#"{"a":1}"#), b"{}".to_vec()].concat();
+        assert_eq!(json_text(&trailing, ct, Some("deflate")), None);
+        assert_eq!(
+            json_text(&zlib(br#"{"a":1}"#), ct, Some("deflate")).as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        // The cap holds across members: 10 x 200 KB of spaces, valid JSON if read unbounded.
+        let mut bomb = gzip(b"[");
+        for _ in 0..10 {
+            bomb.extend(gzip(&vec![b' '; 200_000]));
+        }
+        bomb.extend(gzip(b"]"));
+        assert_eq!(json_text(&bomb, ct, Some("gzip")), None);
     }
 
     #[test]

@@ -1,0 +1,1688 @@
+//! A small mutation fuzzer that runs on stable Rust, as an ordinary integration test: no
+//! cargo-fuzz, no nightly, no new dependencies. See `fuzz/README.md`.
+//!
+//! Each target runs every file of its seed corpus (`fuzz/corpus/<target>/`), then
+//! `MOESIF_FUZZ_CASES` (default 2000) inputs made by mutating the seeds, deterministically from
+//! `MOESIF_FUZZ_SEED`. A failing input is printed as hex with the seed and written to
+//! `target/fuzz-failures/<target>-<n>.bin`, ready to be copied into the corpus.
+//!
+//! Every target lives in its own function (`*_target`), taking the raw input bytes, so a target
+//! can be retargeted (e.g. at a new queue block format) without touching the driver.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+// `json` is private to the crate; the fuzzer compiles the same file to reach `is_valid` and the
+// string escaping directly. (Its unit tests come along and run here too; they are quick.)
+#[path = "../src/json.rs"]
+mod json;
+
+use moesif_core::body::{json_text, write_base64_str};
+use moesif_core::config::Config;
+use moesif_core::headers::{client_ip, find, parse_ip, take_request_line, take_status, HeaderMap};
+use moesif_core::record::{Record, RecordRef};
+use moesif_core::retry::{classify, parse_retry_after, Backoff, Verdict};
+use moesif_core::time::iso8601_ms;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+// ---------------------------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------------------------
+
+/// Mutated inputs per target when `MOESIF_FUZZ_CASES` is not set: the whole file stays well
+/// under 30 s in a debug build on 2 cores.
+const DEFAULT_CASES: usize = 2000;
+/// RNG seed when `MOESIF_FUZZ_SEED` is not set: a fixed one, so CI runs are reproducible.
+const DEFAULT_SEED: u64 = 0x6d6f_6573_6966;
+/// Mutated inputs are cut to this size (the bombs in the corpus are run whole).
+const MAX_LEN: usize = 128 * 1024;
+
+fn cases() -> usize {
+    match std::env::var("MOESIF_FUZZ_CASES") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("MOESIF_FUZZ_CASES={v:?} is not a number")),
+        Err(_) => DEFAULT_CASES,
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("MOESIF_FUZZ_SEED") {
+        Ok(v) => {
+            let t = v.trim();
+            match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => t.parse(),
+            }
+            .unwrap_or_else(|_| {
+                panic!("MOESIF_FUZZ_SEED={v:?} is not a number (decimal or 0x hex)")
+            })
+        }
+        Err(_) => DEFAULT_SEED,
+    }
+}
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// `target/fuzz-failures`, wherever the target directory is.
+fn failures_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|target| target.join("fuzz-failures"))
+        .unwrap_or_else(|| PathBuf::from("target/fuzz-failures"))
+}
+
+/// The seed files of a target, by file name.
+fn load_corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = corpus_dir(target);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
+    files
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Runs `target`'s corpus, then the mutated cases. Panics (fails the test) on the first input
+/// that makes `run` panic.
+fn fuzz(target: &str, dict: &[&[u8]], run: fn(&[u8])) {
+    truncate_panic_messages();
+    let seed = seed();
+    let corpus = load_corpus(target);
+    for (name, input) in &corpus {
+        let path = corpus_dir(target).join(name);
+        check(
+            target,
+            &format!("corpus file {}", path.display()),
+            seed,
+            input,
+            None,
+            run,
+        );
+    }
+    let seeds: Vec<&[u8]> = corpus.iter().map(|(_, b)| b.as_slice()).collect();
+    let mut mutator = Mutator {
+        rng: fastrand::Rng::with_seed(seed ^ fnv1a(target)),
+        seeds: &seeds,
+        dict,
+    };
+    for n in 0..cases() {
+        let input = mutator.next_input();
+        check(target, &format!("case {n}"), seed, &input, Some(n), run);
+    }
+}
+
+fn check(target: &str, what: &str, seed: u64, input: &[u8], case: Option<usize>, run: fn(&[u8])) {
+    let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(input))) else {
+        return;
+    };
+    let message = payload
+        .downcast_ref::<String>()
+        .map(|s| cut(s, 2000))
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| cut(s, 2000)))
+        .unwrap_or("(non-string panic)");
+    let saved = match case {
+        Some(n) => {
+            let dir = failures_dir();
+            let path = dir.join(format!("{target}-{n}.bin"));
+            match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, input)) {
+                Ok(()) => format!("written to {}", path.display()),
+                Err(e) => format!("could not write {}: {e}", path.display()),
+            }
+        }
+        None => "(a corpus file)".into(),
+    };
+    let shown = input.len().min(2048);
+    let hex: String = input[..shown].iter().map(|b| format!("{b:02x}")).collect();
+    let more = if shown < input.len() { "..." } else { "" };
+    panic!(
+        "fuzz target `{target}` failed on {what}: {message}\n\
+         seed: MOESIF_FUZZ_SEED={seed:#x}\n\
+         input ({len} bytes) {saved}\n\
+         hex: {hex}{more}\n\
+         rerun: MOESIF_FUZZ_SEED={seed:#x} MOESIF_FUZZ_CASES={cases} cargo test -p moesif-core --test fuzz {target}",
+        len = input.len(),
+        cases = case.map_or(0, |n| n + 1),
+    );
+}
+
+/// At most `max` bytes of `s`, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Assertion messages can hold megabytes (a whole inflated body): print their head only.
+fn truncate_panic_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(non-string panic)");
+            let thread = std::thread::current();
+            let location = info.location().map(ToString::to_string).unwrap_or_default();
+            let shown = cut(message, 10_000);
+            let more = if shown.len() < message.len() {
+                " [...]"
+            } else {
+                ""
+            };
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace = match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+                _ => String::new(),
+            };
+            eprintln!(
+                "thread '{}' panicked at {location}:\n{shown}{more}{backtrace}",
+                thread.name().unwrap_or("?"),
+            );
+        }));
+    });
+}
+
+/// Bytes that tend to break parsers: NUL, high bit, quotes, escapes, brackets, MessagePack
+/// markers.
+const INTERESTING: &[u8] = &[
+    0x00, 0xff, 0x80, 0x7f, 0x01, 0x1f, 0x20, b'"', b'\\', b'[', b']', b'{', b'}', b',', b':',
+    b'\n', b'\r', b'\t', b'0', b'-', b'e', b'u', b'.', 0xc0, 0xc1, 0xc4, 0xd9, 0xdc, 0xdd, 0x90,
+    0x9f, 0xa0,
+];
+
+/// Width boundaries for multi-byte integers (lengths, counts).
+const INTERESTING_INTS: &[u64] = &[
+    0,
+    1,
+    0x7f,
+    0x80,
+    0xff,
+    0x100,
+    0x7fff,
+    0xffff,
+    0x1_0000,
+    0x7fff_ffff,
+    0xffff_ffff,
+    u64::MAX,
+];
+
+struct Mutator<'a> {
+    rng: fastrand::Rng,
+    seeds: &'a [&'a [u8]],
+    dict: &'a [&'a [u8]],
+}
+
+impl<'a> Mutator<'a> {
+    fn next_input(&mut self) -> Vec<u8> {
+        let mut data = self.seed().to_vec();
+        let mut ops = 1;
+        while ops < 8 && self.rng.bool() {
+            ops += 1;
+        }
+        for _ in 0..ops {
+            self.mutate(&mut data);
+            data.truncate(MAX_LEN);
+        }
+        data
+    }
+
+    fn seed(&mut self) -> &'a [u8] {
+        self.seeds[self.rng.usize(..self.seeds.len())]
+    }
+
+    fn pos(&mut self, data: &[u8]) -> usize {
+        self.rng.usize(..=data.len())
+    }
+
+    /// A range `start..end` of `data`, at most `max` long; empty only if `data` is.
+    fn range(&mut self, data: &[u8], max: usize) -> (usize, usize) {
+        if data.is_empty() {
+            return (0, 0);
+        }
+        let start = self.rng.usize(..data.len());
+        let len = 1 + self.rng.usize(..max.min(data.len() - start));
+        (start, start + len)
+    }
+
+    fn mutate(&mut self, data: &mut Vec<u8>) {
+        match self.rng.u8(..16) {
+            // Flip one bit.
+            0 if !data.is_empty() => {
+                let i = self.rng.usize(..data.len());
+                data[i] ^= 1 << self.rng.u8(..8);
+            }
+            // Overwrite a byte with a random or an interesting one.
+            1 if !data.is_empty() => {
+                let i = self.rng.usize(..data.len());
+                data[i] = self.rng.u8(..);
+            }
+            2 if !data.is_empty() => {
+                let i = self.rng.usize(..data.len());
+                data[i] = INTERESTING[self.rng.usize(..INTERESTING.len())];
+            }
+            // Insert random or interesting bytes.
+            3 => {
+                let at = self.pos(data);
+                let n = 1 + self.rng.usize(..8);
+                let bytes: Vec<u8> = (0..n).map(|_| self.rng.u8(..)).collect();
+                data.splice(at..at, bytes);
+            }
+            4 => {
+                let at = self.pos(data);
+                let n = 1 + self.rng.usize(..4);
+                let bytes: Vec<u8> = (0..n)
+                    .map(|_| INTERESTING[self.rng.usize(..INTERESTING.len())])
+                    .collect();
+                data.splice(at..at, bytes);
+            }
+            // Insert or overwrite with a token of the target's dictionary.
+            5 if !self.dict.is_empty() => {
+                let token = self.dict[self.rng.usize(..self.dict.len())];
+                let at = self.pos(data);
+                if self.rng.bool() {
+                    data.splice(at..at, token.iter().copied());
+                } else {
+                    let end = (at + token.len()).min(data.len());
+                    data.splice(at..end, token.iter().copied());
+                }
+            }
+            // Delete a range.
+            6 => {
+                let (start, end) = self.range(data, 64);
+                data.drain(start..end);
+            }
+            // Truncate.
+            7 => {
+                let at = self.pos(data);
+                data.truncate(at);
+            }
+            // Splice: this input's head, another seed's tail.
+            8 => {
+                let other = self.seed();
+                let j = self.rng.usize(..=other.len());
+                let tail = other[j..].to_vec();
+                let at = self.pos(data);
+                data.truncate(at);
+                data.extend_from_slice(&tail);
+            }
+            // Repeat a chunk many times.
+            9 if !data.is_empty() => {
+                let (start, end) = self.range(data, 32);
+                let chunk = data[start..end].to_vec();
+                let most = if self.rng.u8(..8) == 0 { 4096 } else { 64 };
+                let times = 2 + self.rng.usize(..most);
+                let repeated = chunk.repeat(times);
+                data.splice(start..start, repeated);
+            }
+            // Deep nesting, balanced or not.
+            10 => {
+                let (open, close): (&[u8], &[u8]) = match self.rng.u8(..3) {
+                    0 => (b"[", b"]"),
+                    1 => (b"{\"a\":", b"}"),
+                    _ => (b"[{\"a\":", b"}]"),
+                };
+                let most = if self.rng.bool() { 200 } else { 5000 };
+                let depth = 1 + self.rng.usize(..most);
+                let at = self.pos(data);
+                data.splice(at..at, open.repeat(depth));
+                if self.rng.bool() {
+                    let at = self.rng.usize(at + open.len() * depth..=data.len());
+                    data.splice(at..at, close.repeat(depth));
+                }
+            }
+            // Replace everything with random bytes.
+            11 => {
+                let n = self.rng.usize(..256);
+                *data = (0..n).map(|_| self.rng.u8(..)).collect();
+            }
+            // Add or subtract a little.
+            12 if !data.is_empty() => {
+                let i = self.rng.usize(..data.len());
+                let delta = 1 + self.rng.u8(..35);
+                data[i] = if self.rng.bool() {
+                    data[i].wrapping_add(delta)
+                } else {
+                    data[i].wrapping_sub(delta)
+                };
+            }
+            // Insert a chunk of another seed.
+            13 => {
+                let other = self.seed();
+                let (start, end) = self.range(other, 256);
+                let at = self.pos(data);
+                data.splice(at..at, other[start..end].iter().copied());
+            }
+            // Copy a chunk of this input over another place of it.
+            14 if !data.is_empty() => {
+                let (start, end) = self.range(data, 64);
+                let chunk = data[start..end].to_vec();
+                let at = self.rng.usize(..data.len());
+                let end = (at + chunk.len()).min(data.len());
+                data.splice(at..end, chunk);
+            }
+            // Overwrite with a boundary integer, big-endian (MessagePack) or little-endian.
+            _ => {
+                let n = INTERESTING_INTS[self.rng.usize(..INTERESTING_INTS.len())];
+                let width = [1, 2, 4, 8][self.rng.usize(..4)];
+                let bytes = if self.rng.bool() {
+                    n.to_be_bytes()[8 - width..].to_vec()
+                } else {
+                    n.to_le_bytes()[..width].to_vec()
+                };
+                let at = self.pos(data);
+                let end = (at + width).min(data.len());
+                data.splice(at..end, bytes);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 1: plugin configuration
+// ---------------------------------------------------------------------------------------------
+
+/// The keys of the README's configuration table.
+const CONFIG_KEYS: &[&str] = &[
+    "moesif_application_id",
+    "user_id_header",
+    "company_id_header",
+    "batch_max_size",
+    "batch_max_wait",
+    "upstream",
+    "base_uri",
+    "debug",
+    "connection_timeout",
+    "max_body_size",
+    "queue_name",
+    "queue_vm_id",
+    "max_buffer_bytes",
+    "max_in_flight",
+    "max_queue_bytes",
+    "retry_backoff_initial_ms",
+    "retry_backoff_max_ms",
+    #[cfg(feature = "test-faults")]
+    "test_crash_after_ms",
+];
+
+const CONFIG_DICT: &[&[u8]] = &[
+    b"\"moesif_application_id\":",
+    b"\"batch_max_size\":",
+    b"\"batch_max_wait\":",
+    b"\"max_body_size\":",
+    b"\"max_in_flight\":",
+    b"\"retry_backoff_initial_ms\":",
+    b"\"retry_backoff_max_ms\":",
+    b"\"user_id_header\":",
+    b"\"upstream\":",
+    b"\"debug\":",
+    b"\"queue_vm_id\":",
+    b"\"max_buffer_bytes\":",
+    b"\"max_queue_bytes\":",
+    b"0",
+    b"-1",
+    b"1e3",
+    b"1.5",
+    b"10000",
+    b"10001",
+    b"600001",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"null",
+    b"true",
+    b"\"\"",
+    b"\" \"",
+    b"\"\\u0000\"",
+    b"\"\\ud800\"",
+    b"{}",
+    b"[]",
+    b"\\\"",
+];
+
+fn config_target(bytes: &[u8]) {
+    let direct = check_config(bytes);
+    // The StringValue form: the same text delivered as a JSON string.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let wrapped = serde_json::to_vec(text).unwrap();
+        let via_string = check_config(&wrapped);
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            // A string inside a string is not unwrapped twice.
+            Ok(serde_json::Value::String(_)) => {
+                let e = via_string.unwrap_err();
+                assert_eq!(
+                    (e.key.as_str(), e.reason.as_str()),
+                    ("(root)", "expected a JSON object")
+                );
+            }
+            Ok(_) => match (&direct, &via_string) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.config, b.config);
+                    assert_eq!(a.warnings, b.warnings);
+                }
+                (Err(a), Err(b)) if a.key == "(root)" => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.key, b.key),
+                (a, b) => panic!("direct {a:?} but as a string {b:?}"),
+            },
+            Err(_) => {
+                let e = via_string.unwrap_err();
+                assert_eq!(e.key, "(root)");
+                assert!(e.reason.starts_with("string is not valid JSON"), "{e}");
+            }
+        }
+    }
+}
+
+/// Parses; checks that an error names a key (or says the JSON is invalid) and that an accepted
+/// config is within every documented range.
+fn check_config(
+    bytes: &[u8],
+) -> Result<moesif_core::config::Parsed, moesif_core::config::ConfigError> {
+    let result = Config::parse(bytes);
+    match &result {
+        Err(e) => {
+            let shown = e.to_string();
+            assert!(shown.contains(&format!("`{}`", e.key)), "{shown}");
+            if e.key == "(root)" {
+                assert!(
+                    e.reason.starts_with("not valid JSON")
+                        || e.reason.starts_with("string is not valid JSON")
+                        || e.reason == "expected a JSON object",
+                    "{shown}"
+                );
+            } else {
+                assert!(
+                    CONFIG_KEYS.contains(&e.key.as_str()),
+                    "error names no key: {shown}"
+                );
+            }
+        }
+        Ok(p) => {
+            assert_config_in_range(&p.config);
+            for w in &p.warnings {
+                let key = w
+                    .strip_prefix("unknown config key `")
+                    .and_then(|w| w.strip_suffix("` ignored"))
+                    .unwrap_or_else(|| panic!("odd warning {w:?}"));
+                assert!(!CONFIG_KEYS.contains(&key), "{w}");
+            }
+        }
+    }
+    result
+}
+
+/// The README's configuration table, as assertions.
+fn assert_config_in_range(c: &Config) {
+    assert!(!c.moesif_application_id.trim().is_empty());
+    assert!((1..=10_000).contains(&c.batch_max_size));
+    assert!((1..=600_000).contains(&c.batch_max_wait));
+    assert!((1..=600_000).contains(&c.connection_timeout));
+    assert!(c.max_body_size <= 10_000_000);
+    assert!((10_000..=1_000_000_000).contains(&c.max_buffer_bytes));
+    assert!((1..=64).contains(&c.max_in_flight));
+    assert!((100_000..=1_000_000_000).contains(&c.max_queue_bytes));
+    assert!((1..=3_600_000).contains(&c.retry_backoff_initial_ms));
+    assert!((c.retry_backoff_initial_ms..=3_600_000).contains(&c.retry_backoff_max_ms));
+    for s in [&c.upstream, &c.base_uri, &c.queue_name] {
+        assert!(!s.trim().is_empty());
+    }
+    for s in [&c.user_id_header, &c.company_id_header] {
+        assert_ne!(s.as_deref().map(str::trim), Some(""));
+    }
+    // Masking never panics and hides all but 8 characters.
+    let masked = c.masked_application_id();
+    assert_eq!(
+        masked.chars().count(),
+        c.moesif_application_id.chars().count()
+    );
+    assert!(masked.chars().filter(|&ch| ch != '*').count() <= 8);
+}
+
+/// What kind of value a config key takes, and its range.
+#[derive(Clone, Copy)]
+enum Kind {
+    RequiredText,
+    OptionalText,
+    OptionalAnyText,
+    Flag,
+    Int(u64, u64),
+}
+
+fn kind_of(key: &str) -> Kind {
+    match key {
+        "moesif_application_id" | "upstream" | "base_uri" | "queue_name" => Kind::RequiredText,
+        "user_id_header" | "company_id_header" => Kind::OptionalText,
+        "queue_vm_id" => Kind::OptionalAnyText,
+        "debug" => Kind::Flag,
+        "batch_max_size" => Kind::Int(1, 10_000),
+        "batch_max_wait" | "connection_timeout" => Kind::Int(1, 600_000),
+        "max_body_size" => Kind::Int(0, 10_000_000),
+        "max_buffer_bytes" => Kind::Int(10_000, 1_000_000_000),
+        "max_in_flight" => Kind::Int(1, 64),
+        "max_queue_bytes" => Kind::Int(100_000, 1_000_000_000),
+        "retry_backoff_initial_ms" | "retry_backoff_max_ms" => Kind::Int(1, 3_600_000),
+        _ => Kind::Int(0, u64::MAX),
+    }
+}
+
+/// Structured config fuzzing: random keys set to boundary values of every JSON type. The
+/// verdict must be exactly the README table's: accepted iff every value is valid, and an error
+/// names one of the invalid keys.
+#[test]
+fn config_values_follow_the_documented_table() {
+    use serde_json::{json, Value};
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("config_values"));
+    let texts = [
+        json!("a"),
+        json!("eyJhcHAiOiIxMjM0NTY3ODkiLCJ2ZXIiOiIyLjAifQ"),
+        json!(""),
+        json!(" "),
+        json!("\u{a0}\t"),
+        json!("X-User-Id"),
+        json!("é😀\"\\\u{0}"),
+        json!("x".repeat(300)),
+    ];
+    let others = [
+        Value::Null,
+        json!(true),
+        json!(false),
+        json!(0),
+        json!(-1),
+        json!(1.0),
+        json!(1e3),
+        json!(u64::MAX),
+        json!(1e300),
+        json!([]),
+        json!({}),
+        json!(["a"]),
+        json!({"a": 1}),
+    ];
+    for case in 0..cases() {
+        let mut object = serde_json::Map::new();
+        if rng.u8(..4) != 0 {
+            // Usually a valid id, so that the other keys get checked.
+            object.insert("moesif_application_id".into(), json!("app-id"));
+        }
+        for _ in 0..rng.usize(..6) {
+            let key = CONFIG_KEYS[rng.usize(..CONFIG_KEYS.len())];
+            let value = match (rng.u8(..3), kind_of(key)) {
+                (0, _) => others[rng.usize(..others.len())].clone(),
+                (_, Kind::Int(lo, hi)) => {
+                    let picks = [
+                        lo.saturating_sub(1),
+                        lo,
+                        lo + 1,
+                        hi - 1,
+                        hi,
+                        hi.saturating_add(1),
+                        0,
+                    ];
+                    json!(picks[rng.usize(..picks.len())])
+                }
+                (_, Kind::Flag) => json!(rng.bool()),
+                _ => texts[rng.usize(..texts.len())].clone(),
+            };
+            object.insert(key.into(), value);
+        }
+        if rng.u8(..8) == 0 {
+            object.insert("sampel_rate".into(), json!(5));
+        }
+        let bad = invalid_keys(&object);
+        let bytes = serde_json::to_vec(&Value::Object(object.clone())).unwrap();
+        let what = String::from_utf8_lossy(&bytes).into_owned();
+        match Config::parse(&bytes) {
+            Ok(p) => {
+                assert!(
+                    bad.is_empty(),
+                    "case {case}: {what} accepted, but {bad:?} are invalid"
+                );
+                assert_config_in_range(&p.config);
+                let unknown = object
+                    .keys()
+                    .filter(|k| !CONFIG_KEYS.contains(&k.as_str()))
+                    .count();
+                assert_eq!(p.warnings.len(), unknown, "case {case}: {what}");
+            }
+            Err(e) => assert!(
+                bad.contains(&e.key),
+                "case {case}: {what} rejected for `{}` ({}), but the invalid keys are {bad:?}",
+                e.key,
+                e.reason
+            ),
+        }
+    }
+}
+
+/// The keys whose values the README's table does not allow.
+fn invalid_keys(object: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    let mut bad = Vec::new();
+    if !object.contains_key("moesif_application_id") {
+        bad.push("moesif_application_id".to_string());
+    }
+    let initial = match object.get("retry_backoff_initial_ms") {
+        Some(v) => v.as_u64(),
+        None => Some(1000),
+    };
+    for (key, value) in object {
+        let ok = match (kind_of(key), value) {
+            _ if !CONFIG_KEYS.contains(&key.as_str()) => true,
+            (Kind::RequiredText, Value::String(s)) | (Kind::OptionalText, Value::String(s)) => {
+                !s.trim().is_empty()
+            }
+            (Kind::OptionalText | Kind::OptionalAnyText, Value::Null) => true,
+            (Kind::OptionalAnyText, Value::String(_)) => true,
+            (Kind::Flag, Value::Bool(_)) => true,
+            (Kind::Int(lo, hi), Value::Number(n)) => n.as_u64().is_some_and(|n| {
+                let lo = match key.as_str() {
+                    "retry_backoff_max_ms" => initial.unwrap_or(lo).max(lo),
+                    _ => lo,
+                };
+                (lo..=hi).contains(&n)
+            }),
+            _ => false,
+        };
+        if !ok {
+            bad.push(key.clone());
+        }
+    }
+    // With the default maximum (60 s), a larger initial delay makes the maximum invalid.
+    if !object.contains_key("retry_backoff_max_ms") && initial.is_some_and(|i| i > 60_000) {
+        bad.push("retry_backoff_max_ms".into());
+    }
+    bad
+}
+
+#[test]
+fn fuzz_config() {
+    fuzz("config", CONFIG_DICT, config_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 2: body presentation (content type, content encoding, inflate cap)
+// ---------------------------------------------------------------------------------------------
+
+/// `body.rs` `MAX_INFLATED`: "Decompressed bodies are bounded too". A body inflates to at most
+/// this many bytes, or it is not inflated at all.
+const MAX_INFLATED: usize = 1_000_000;
+
+const BODY_DICT: &[&[u8]] = &[
+    b"json",
+    b"JSON",
+    b"application/json",
+    b"application/problem+json; charset=utf-8",
+    b"text/plain",
+    b"gzip",
+    b"x-gzip",
+    b"GZip ",
+    b"deflate",
+    b"identity",
+    b"br",
+    b"gzip, deflate",
+    b"\n",
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03",
+    b"\x78\x9c",
+    b"\x78\x01",
+    b"\x03\x00",
+    b"\x00\x00\xff\xff",
+    b"{\"a\":[1,2,{\"b\":null}]}",
+    b"\xef\xbb\xbf",
+    b"\xc2\xa0",
+];
+
+/// A body input is `content-type \n content-encoding \n body`; an empty header line is absent.
+fn split_body_input(input: &[u8]) -> (Option<String>, Option<String>, &[u8]) {
+    let mut parts = input.splitn(3, |&b| b == b'\n');
+    let header = |line: Option<&[u8]>| {
+        line.filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+    };
+    let content_type = header(parts.next());
+    let content_encoding = header(parts.next());
+    (
+        content_type,
+        content_encoding,
+        parts.next().unwrap_or_default(),
+    )
+}
+
+/// What `json_text` is documented to do, written independently: JSON content type, then the
+/// body undone from its gzip (every member) or deflate (zlib) encoding when the whole body is
+/// such a stream and inflates to at most `MAX_INFLATED` bytes, else as received; trimmed text
+/// that serde_json takes as one value. Returns the text and whether it was inflated.
+fn expected_json_text(
+    body: &[u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Option<(String, bool)> {
+    if !content_type?.to_ascii_lowercase().contains("json") {
+        return None;
+    }
+    let inflated = content_encoding.and_then(|ce| reference_inflate(body, ce));
+    let was_inflated = inflated.is_some();
+    let bytes = inflated.unwrap_or_else(|| body.to_vec());
+    let text = std::str::from_utf8(&bytes).ok()?.trim();
+    serde_json::from_str::<&RawValue>(text).ok()?;
+    Some((text.to_owned(), was_inflated))
+}
+
+fn reference_inflate(body: &[u8], encoding: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = MAX_INFLATED as u64 + 1;
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "gzip" | "x-gzip" => {
+            // Member by member: each must be complete, and nothing else may follow.
+            let mut rest = body;
+            loop {
+                let mut member = flate2::bufread::GzDecoder::new(rest);
+                let room = limit - out.len() as u64;
+                (&mut member).take(room).read_to_end(&mut out).ok()?;
+                if out.len() > MAX_INFLATED {
+                    return None;
+                }
+                rest = member.into_inner();
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        "deflate" => {
+            let mut stream = flate2::bufread::ZlibDecoder::new(body);
+            (&mut stream).take(limit).read_to_end(&mut out).ok()?;
+            if !stream.get_ref().is_empty() {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    (out.len() <= MAX_INFLATED).then_some(out)
+}
+
+fn body_target(input: &[u8]) {
+    let (content_type, content_encoding, body) = split_body_input(input);
+    let (ct, ce) = (content_type.as_deref(), content_encoding.as_deref());
+    let got = json_text(body, ct, ce);
+    if let Some(text) = &got {
+        match text {
+            Cow::Owned(t) => assert!(t.len() <= MAX_INFLATED, "inflated to {} bytes", t.len()),
+            Cow::Borrowed(t) => assert!(t.len() <= body.len()),
+        }
+        assert_eq!(text.trim(), &**text);
+        assert!(serde_json::from_str::<&RawValue>(text).is_ok());
+    }
+    let expected = expected_json_text(body, ct, ce);
+    assert_eq!(
+        got.as_ref().map(|t| (&**t, matches!(t, Cow::Owned(_)))),
+        expected
+            .as_ref()
+            .map(|(t, inflated)| (t.as_str(), *inflated)),
+        "json_text(content-type {ct:?}, content-encoding {ce:?})"
+    );
+    // The same bytes as plain JSON, and without a JSON content type.
+    let plain = json_text(body, Some("application/json"), None);
+    assert_eq!(
+        plain.is_some(),
+        std::str::from_utf8(body).is_ok_and(|t| json::is_valid(t.trim().as_bytes()))
+    );
+    assert_eq!(json_text(body, Some("text/plain"), ce), None);
+    assert_eq!(json_text(body, None, ce), None);
+    // Bodies that are not JSON are shipped in base64.
+    let mut out = b"x".to_vec();
+    write_base64_str(&mut out, body);
+    let literal: String = serde_json::from_slice(&out[1..]).unwrap();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(literal)
+            .unwrap(),
+        body
+    );
+}
+
+#[test]
+fn fuzz_body() {
+    fuzz("body", BODY_DICT, body_target);
+}
+
+/// The bombs of the corpus, against the exact documented bound. Each would present a body of
+/// 10 MB or more as JSON if inflating were unbounded.
+#[test]
+fn body_bombs_stay_within_the_documented_cap() {
+    let corpus = load_corpus("body");
+    let get = |name: &str| {
+        corpus
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+            .unwrap_or_else(|| panic!("corpus file body/{name} is missing"))
+    };
+    let present = |name: &str| {
+        let (ct, ce, body) = split_body_input(get(name));
+        json_text(body, ct.as_deref(), ce.as_deref()).map(|t| t.len())
+    };
+    for bomb in [
+        "gen-bomb-json-10mb.bin",
+        "gen-bomb-deflate-10mb.bin",
+        "gen-bomb-members-12mb.bin",
+        "gen-bomb-nested.bin",
+        "gen-bomb-zeros-10mb.bin",
+    ] {
+        assert_eq!(present(bomb), None, "{bomb}");
+    }
+    // Exactly at the cap is inflated, one byte more is not: gzip, deflate, and gzip members.
+    for (exact, over) in [
+        ("gen-cap-gzip-exact.bin", "gen-cap-gzip-over.bin"),
+        ("gen-cap-deflate-exact.bin", "gen-cap-deflate-over.bin"),
+        ("gen-cap-members-exact.bin", "gen-cap-members-over.bin"),
+    ] {
+        assert_eq!(present(exact), Some(MAX_INFLATED), "{exact}");
+        assert_eq!(present(over), None, "{over}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 3: JSON validation and escaping (json.rs)
+// ---------------------------------------------------------------------------------------------
+
+const JSON_DICT: &[&[u8]] = &[
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"\"",
+    b"\\",
+    b"\\u",
+    b"\\u00e9",
+    b"\\ud83d\\ude00",
+    b"\\ud800",
+    b"\\udc00",
+    b"\\/",
+    b"1e400",
+    b"-0",
+    b"0.5e-3",
+    b"12345678901234567890123",
+    b"true",
+    b"false",
+    b"null",
+    b",",
+    b":",
+    b"\"k\":",
+    b"\xc2\xa0",
+    b"\xe2\x80\xa8",
+    b"\xef\xbb\xbf",
+    b"\xf0\x9f\x98\x80",
+    b"\xed\xa0\x80",
+];
+
+/// Where serde_json's `Value` refuses what its `RawValue` (and so `json::is_valid`) accepts:
+/// nesting deeper than 128, lone surrogate escapes, numbers beyond f64.
+const VALUE_ONLY_ERRORS: &[&str] = &[
+    "recursion limit exceeded",
+    "lone leading surrogate in hex escape",
+    "unexpected end of hex escape",
+    "number out of range",
+];
+
+fn json_target(bytes: &[u8]) {
+    let ours = json::is_valid(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            // Differential: exactly serde_json's verdict, as documented.
+            let raw = serde_json::from_str::<&RawValue>(text);
+            assert_eq!(
+                ours,
+                raw.is_ok(),
+                "is_valid says {ours}, serde_json RawValue says {raw:?}"
+            );
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(_) => assert!(ours, "serde_json parses a Value, is_valid refuses"),
+                Err(e) if ours => {
+                    let e = e.to_string();
+                    assert!(
+                        VALUE_ONLY_ERRORS.iter().any(|known| e.starts_with(known)),
+                        "is_valid accepts what serde_json's Value refuses: {e}"
+                    );
+                }
+                Err(_) => {}
+            }
+            // As a body: trimmed, then the same verdict.
+            let shown = json_text(bytes, Some("application/json"), None);
+            assert_eq!(shown.is_some(), json::is_valid(text.trim().as_bytes()));
+        }
+        Err(_) => assert_eq!(json_text(bytes, Some("application/json"), None), None),
+    }
+    // Escaping: byte for byte what serde_json writes, and it reads back.
+    let s = String::from_utf8_lossy(bytes);
+    let mut out = Vec::new();
+    json::write_str(&mut out, &s);
+    assert_eq!(out, serde_json::to_vec(&*s).unwrap());
+    assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+    // A literal written in two pieces is the same literal.
+    let mut cut = s.len() / 2;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut pieces = b"\"".to_vec();
+    json::write_str_contents(&mut pieces, &s[..cut]);
+    json::write_str_contents(&mut pieces, &s[cut..]);
+    pieces.push(b'"');
+    assert_eq!(pieces, out);
+}
+
+#[test]
+fn fuzz_json() {
+    fuzz("json", JSON_DICT, json_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 4: headers
+// ---------------------------------------------------------------------------------------------
+
+const HEADERS_DICT: &[&[u8]] = &[
+    b"\n",
+    b": ",
+    b":method: ",
+    b":path: ",
+    b":status: ",
+    b":authority: ",
+    b":scheme: ",
+    b":protocol: ",
+    b"x-forwarded-for: ",
+    b"X-Forwarded-For: ",
+    b"forwarded: for=",
+    b"x-real-ip: ",
+    b"cf-connecting-ip: ",
+    b"\"[2001:db8::1]:4711\"",
+    b"[::1]:80",
+    b"::ffff:192.0.2.1",
+    b"fe80::1%eth0",
+    b"[fe80::1%25eth0]:80",
+    b"203.0.113.7",
+    b"10.0.0.1:5555",
+    b"unknown",
+    b",",
+    b";",
+    b"=",
+    b"\"",
+    b"65535",
+    b"65536",
+    b"+200",
+    b"\xc3\xa9",
+    b"\xe2\x80\x8b",
+];
+
+/// A headers input: the first line is the peer address, each other line a header
+/// `name: value` (no `: ` means an empty value). Bytes that are not UTF-8 are replaced, as the
+/// plugin does.
+fn split_headers_input(input: &[u8]) -> (String, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(input);
+    let mut lines = text.split('\n');
+    let peer = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .map(|line| match line.split_once(": ") {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => (line.to_string(), String::new()),
+        })
+        .collect();
+    (peer, headers)
+}
+
+fn headers_target(input: &[u8]) {
+    let (peer, headers) = split_headers_input(input);
+    check_headers(&peer, &headers);
+}
+
+fn check_headers(peer: &str, headers: &[(String, String)]) {
+    // Request line: the last of each pseudo-header wins; every pseudo-header goes, the others
+    // stay in order.
+    let mut rest = headers.to_vec();
+    let line = take_request_line(&mut rest);
+    let last = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (line.method, line.scheme, line.authority, line.path),
+        (
+            last(":method"),
+            last(":scheme"),
+            last(":authority"),
+            last(":path")
+        )
+    );
+    let regular: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':'))
+        .cloned()
+        .collect();
+    assert_eq!(rest, regular);
+    // Status: the last `:status`, if it is a u16.
+    let mut rest = headers.to_vec();
+    let status = take_status(&mut rest);
+    let expected = headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| v.parse::<u16>().ok());
+    assert_eq!(status, expected);
+    assert_eq!(rest, regular);
+
+    // find: the first header of that name (any ASCII case), trimmed, if not empty.
+    for (name, _) in headers.iter().take(8) {
+        let expected = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty());
+        assert_eq!(find(headers, name), expected);
+        assert_eq!(find(headers, &name.to_ascii_uppercase()), expected);
+    }
+
+    // The header map: lower-case names, repeats joined with ", ", first-seen order, exactly
+    // serde_json's escaping.
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (n, v) in headers {
+        let n = n.to_ascii_lowercase();
+        match merged.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, joined)) => {
+                joined.push_str(", ");
+                joined.push_str(v);
+            }
+            None => merged.push((n, v.clone())),
+        }
+    }
+    let mut expected = String::from("{");
+    for (i, (n, v)) in merged.iter().enumerate() {
+        if i > 0 {
+            expected.push(',');
+        }
+        expected.push_str(&serde_json::to_string(n).unwrap());
+        expected.push(':');
+        expected.push_str(&serde_json::to_string(v).unwrap());
+    }
+    expected.push('}');
+    assert_eq!(
+        serde_json::to_string(&HeaderMap(headers)).unwrap(),
+        expected
+    );
+    let borrowed: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        serde_json::to_string(&HeaderMap(&borrowed)).unwrap(),
+        expected
+    );
+
+    // Client IP: an IP, and when no forwarding header has one, the peer's.
+    let ip = client_ip(headers, peer);
+    if let Some(ip) = &ip {
+        assert!(ip.parse::<IpAddr>().is_ok(), "{ip}");
+    }
+    let forwarding = [
+        "x-client-ip",
+        "x-forwarded-for",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "true-client-ip",
+        "x-real-ip",
+        "x-cluster-client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "forwarded",
+    ];
+    if forwarding.iter().all(|h| find(headers, h).is_none()) {
+        assert_eq!(ip, parse_ip(peer).map(|ip| ip.to_string()));
+    }
+    if ip.is_none() {
+        assert_eq!(parse_ip(peer), None);
+    }
+    // parse_ip on every name and value: what it finds reads back as itself.
+    for s in headers
+        .iter()
+        .flat_map(|(n, v)| [n.as_str(), v.as_str()])
+        .take(16)
+        .chain([peer])
+    {
+        if let Some(ip) = parse_ip(s) {
+            assert_eq!(parse_ip(&ip.to_string()), Some(ip), "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn fuzz_headers() {
+    fuzz("headers", HEADERS_DICT, headers_target);
+}
+
+/// Huge, many, empty and non-ASCII headers, beyond what the mutator makes.
+#[test]
+fn headers_of_any_size() {
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("headers_of_any_size"));
+    let big = "x".repeat(1 << 20);
+    let mut headers = vec![
+        (String::new(), String::new()),
+        (":status".to_string(), big.clone()),
+        ("X-Forwarded-For".to_string(), format!("{big}, 203.0.113.9")),
+        ("x-forwarded-for".to_string(), "198.51.100.1".to_string()),
+        ("É".to_string(), "é😀\u{0}\"\\".to_string()),
+        ("e\u{301}".to_string(), "\u{feff}\u{2028}".to_string()),
+    ];
+    for i in 0..500 {
+        let name: String = (0..rng.usize(..12)).map(|_| rng.alphanumeric()).collect();
+        headers.push((
+            if i % 7 == 0 {
+                name.to_uppercase()
+            } else {
+                name
+            },
+            i.to_string(),
+        ));
+    }
+    check_headers(&big, &headers);
+    assert_eq!(client_ip(&headers, "").as_deref(), Some("203.0.113.9"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 5: record decoding
+// ---------------------------------------------------------------------------------------------
+
+const RECORD_DICT: &[&[u8]] = &[
+    b"\x9f",
+    b"\x93",
+    b"\x92",
+    b"\x90",
+    b"\xc0",
+    b"\xa5Empty",
+    b"\x81\xa8Captured\xc4\x02{}",
+    b"\x81\xa7Omitted\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"\xa0",
+    b"\xd9\xff",
+    b"\xda\xff\xff",
+    b"\xdb\xff\xff\xff\xff",
+    b"\xc4\xff",
+    b"\xc5\xff\xff",
+    b"\xc6\xff\xff\xff\xff",
+    b"\xdc\xff\xff",
+    b"\xdd\xff\xff\xff\xff",
+    b"\xd3\x80\x00\x00\x00\x00\x00\x00\x00",
+    b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"\xcd\xff\xff",
+    b"\xce\x00\x01\x00\x00",
+    b"\xc1",
+];
+
+/// Today's record API (a queue message is records back to back). Kept apart so that it can be
+/// pointed at the block format.
+fn record_target(bytes: &[u8]) {
+    let results: Vec<_> = RecordRef::decode_all(bytes).collect();
+    // Decoding stops at the first error.
+    if let Some(i) = results.iter().position(Result::is_err) {
+        assert_eq!(i + 1, results.len(), "decode_all went on after an error");
+    }
+    let owned: Vec<_> = Record::decode_all(bytes).collect();
+    assert_eq!(owned.len(), results.len());
+    match (Record::decode(bytes), results.first()) {
+        (Ok(a), Some(Ok(b))) => assert_eq!(a, b.to_record()),
+        (Err(_), Some(Err(_))) | (Err(_), None) => {}
+        (a, b) => panic!("decode {a:?} but decode_all {b:?}"),
+    }
+    let mut reencoded = Vec::new();
+    for (rec, owned) in results.iter().zip(&owned) {
+        let (Ok(rec), Ok(owned)) = (rec, owned) else {
+            break;
+        };
+        // Every decoded record encodes and decodes to itself, borrowed and owned alike.
+        let record = rec.to_record();
+        assert_eq!(&record, owned);
+        assert_eq!(&record.view(), rec);
+        let bytes = record.encode().unwrap();
+        assert_eq!(RecordRef::decode(&bytes).unwrap(), *rec);
+        record.encode_into(&mut reencoded).unwrap();
+    }
+    // The writer picks the smallest encodings, so a message that decoded whole never grows.
+    if results.iter().all(Result::is_ok) {
+        assert!(reencoded.len() <= bytes.len());
+        let again: Vec<_> = RecordRef::decode_all(&reencoded)
+            .map(Result::unwrap)
+            .collect();
+        let first: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(again, first);
+    }
+}
+
+#[test]
+fn fuzz_record() {
+    fuzz("record", RECORD_DICT, record_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 6: retry backoff, Retry-After and timestamps
+// ---------------------------------------------------------------------------------------------
+
+fn words(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect()
+}
+
+/// The input as little-endian u64s: initial and maximum backoff, RNG seed, then one word per
+/// failure (odd: a `Retry-After` of `word >> 1` ms; a multiple of 7: a success first). The
+/// same words are statuses and timestamps; the bytes as text are a `Retry-After` value.
+fn retry_time_target(bytes: &[u8]) {
+    let w = words(bytes);
+    let at = |i: usize| w.get(i).copied().unwrap_or(0);
+    let (initial, max, seed) = (at(0), at(1), at(2));
+    let mut backoff = Backoff::new(initial, max, seed);
+    let floor = initial.max(1);
+    let ceiling = max.max(floor);
+    let mut failures = 0u32;
+    for &word in w.iter().skip(3).take(100) {
+        if word % 7 == 0 {
+            backoff.on_success();
+            failures = 0;
+        }
+        let retry_after = (word & 1 == 1).then_some(word >> 1);
+        let delay = backoff.on_failure(retry_after);
+        failures += 1;
+        assert_eq!(backoff.failures(), failures);
+        match retry_after {
+            Some(ms) => assert_eq!(delay, ms.min(600_000)),
+            None => {
+                let exp = floor
+                    .saturating_mul(1 << (failures - 1).min(32))
+                    .min(ceiling);
+                assert!(
+                    exp - exp / 2 <= delay && delay <= exp,
+                    "{delay} not in [{}, {exp}]",
+                    exp - exp / 2
+                );
+            }
+        }
+    }
+    for &word in &w {
+        for status in [word as u16, (word >> 16) as u16] {
+            let verdict = classify(Some(status));
+            assert_eq!(verdict == Verdict::Accepted, (200..300).contains(&status));
+        }
+        let ns = word as i64;
+        assert_eq!(iso8601_ms(ns), reference_iso8601_ms(ns), "{ns}");
+    }
+    let text = String::from_utf8_lossy(bytes);
+    assert_eq!(
+        parse_retry_after(&text),
+        text.trim()
+            .parse::<u64>()
+            .ok()
+            .map(|s| s.saturating_mul(1000))
+    );
+}
+
+/// The timestamp computed the slow way: whole years, then whole months.
+fn reference_iso8601_ms(ns: i64) -> String {
+    let ms = ns.div_euclid(1_000_000);
+    let secs = ms.div_euclid(1000);
+    let (mut days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let year_len = |y: i64| if leap(y) { 366 } else { 365 };
+    let mut year = 1970;
+    while days < 0 {
+        year -= 1;
+        days += year_len(year);
+    }
+    while days >= year_len(year) {
+        days -= year_len(year);
+        year += 1;
+    }
+    let months = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 0;
+    while days >= months[month] {
+        days -= months[month];
+        month += 1;
+    }
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        month + 1,
+        days + 1,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[test]
+fn fuzz_retry_time() {
+    fuzz("retry_time", &[], retry_time_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated seeds
+// ---------------------------------------------------------------------------------------------
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn zlib(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A JSON string of exactly `len` bytes.
+fn json_string_of(len: usize) -> Vec<u8> {
+    let mut s = vec![b'a'; len];
+    s[0] = b'"';
+    s[len - 1] = b'"';
+    s
+}
+
+/// Writes the binary seeds (`gen-*.bin`) into `fuzz/corpus`. The text seeds are written by
+/// hand. Run with `cargo test -p moesif-core --test fuzz -- --ignored write_generated_seeds`.
+#[test]
+#[ignore = "rewrites the generated seed files of fuzz/corpus"]
+fn write_generated_seeds() {
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(corpus_dir(target)).unwrap();
+        std::fs::write(corpus_dir(target).join(name), bytes).unwrap();
+    };
+    let body =
+        |ct: &str, ce: &str, bytes: &[u8]| [format!("{ct}\n{ce}\n").as_bytes(), bytes].concat();
+    let json = br#"{"id":42,"name":"Ada","tags":["a","b"],"price":12.5,"ok":true,"next":null}"#;
+
+    write(
+        "body",
+        "gen-gzip-json.bin",
+        &body("application/json", "gzip", &gzip(json)),
+    );
+    write(
+        "body",
+        "gen-xgzip-problem-json.bin",
+        &body("application/problem+json", "x-gzip", &gzip(json)),
+    );
+    write(
+        "body",
+        "gen-gzip-upper.bin",
+        &body(
+            "APPLICATION/JSON; charset=UTF-8",
+            " GZIP ",
+            &gzip(b" [1, 2] "),
+        ),
+    );
+    write(
+        "body",
+        "gen-deflate-json.bin",
+        &body("application/json; charset=utf-8", "deflate", &zlib(json)),
+    );
+    write(
+        "body",
+        "gen-gzip-not-json.bin",
+        &body("application/json", "gzip", &gzip(b"\x00\xffnot json")),
+    );
+    write(
+        "body",
+        "gen-gzip-text-plain.bin",
+        &body("text/plain", "gzip", &gzip(json)),
+    );
+    write(
+        "body",
+        "gen-gzip-members.bin",
+        &body(
+            "application/json",
+            "gzip",
+            &[gzip(b"[1,"), gzip(b"2]")].concat(),
+        ),
+    );
+    write(
+        "body",
+        "gen-gzip-trailing.bin",
+        &body(
+            "application/json",
+            "gzip",
+            &[gzip(b"{\"a\":1}"), b"garbage".to_vec()].concat(),
+        ),
+    );
+    write(
+        "body",
+        "gen-deflate-trailing.bin",
+        &body(
+            "application/json",
+            "deflate",
+            &[zlib(b"{\"a\":1}"), b"{}".to_vec()].concat(),
+        ),
+    );
+    write(
+        "body",
+        "gen-gzip-truncated.bin",
+        &body("application/json", "gzip", &gzip(json)[..30]),
+    );
+
+    // Bombs: valid JSON of 10 MB or more if inflated without a bound.
+    let spaces = |n: usize| vec![b' '; n];
+    let ten_mb = [b"[".as_slice(), &spaces(10_000_000), b"]"].concat();
+    write(
+        "body",
+        "gen-bomb-json-10mb.bin",
+        &body("application/json", "gzip", &gzip(&ten_mb)),
+    );
+    write(
+        "body",
+        "gen-bomb-deflate-10mb.bin",
+        &body("application/json", "deflate", &zlib(&ten_mb)),
+    );
+    write(
+        "body",
+        "gen-bomb-zeros-10mb.bin",
+        &body("application/json", "gzip", &gzip(&vec![0; 10_000_000])),
+    );
+    write(
+        "body",
+        "gen-bomb-nested.bin",
+        &body("application/json", "gzip", &gzip(&gzip(&ten_mb))),
+    );
+    let mut members = gzip(b"[");
+    for _ in 0..12 {
+        members.extend(gzip(&spaces(1_000_000)));
+    }
+    members.extend(gzip(b"]"));
+    write(
+        "body",
+        "gen-bomb-members-12mb.bin",
+        &body("application/json", "gzip", &members),
+    );
+
+    // The cap, exactly and one byte over.
+    for (suffix, len) in [("exact", MAX_INFLATED), ("over", MAX_INFLATED + 1)] {
+        let s = json_string_of(len);
+        write(
+            "body",
+            &format!("gen-cap-gzip-{suffix}.bin"),
+            &body("application/json", "gzip", &gzip(&s)),
+        );
+        write(
+            "body",
+            &format!("gen-cap-deflate-{suffix}.bin"),
+            &body("application/json", "deflate", &zlib(&s)),
+        );
+        let (a, b) = s.split_at(len / 2);
+        write(
+            "body",
+            &format!("gen-cap-members-{suffix}.bin"),
+            &body("application/json", "gzip", &[gzip(a), gzip(b)].concat()),
+        );
+    }
+
+    // Records, as filters encode them.
+    use moesif_core::body::Body;
+    use moesif_core::record::Response;
+    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let post = Record {
+        start_ns: 1_730_263_542_914_999_999,
+        duration_ns: 2_500_000,
+        method: "POST".into(),
+        scheme: "https".into(),
+        authority: "api.acme.com".into(),
+        path: "/items?page=2&q=%C3%A9".into(),
+        request_headers: h(&[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+            ("x-user-id", "u-123"),
+            ("user-agent", "curl/8.5.0"),
+        ]),
+        request_body: Body::Captured(json.to_vec()),
+        source_address: "10.0.0.1:5555".into(),
+        response: Some(Response {
+            status: 201,
+            headers: h(&[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ]),
+            body: Body::Captured(gzip(br#"{"created":true}"#)),
+        }),
+        upstream_address: "127.0.0.1:8080".into(),
+        route_name: "api".into(),
+        cluster_name: "sample_upstream".into(),
+        user_id: Some("u-123".into()),
+        company_id: Some("c-9".into()),
+    };
+    let get = Record {
+        start_ns: 0,
+        duration_ns: 0,
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: "localhost:10000".into(),
+        path: "/".into(),
+        request_headers: vec![],
+        request_body: Body::Empty,
+        source_address: "[::1]:40000".into(),
+        response: None,
+        upstream_address: String::new(),
+        route_name: String::new(),
+        cluster_name: String::new(),
+        user_id: None,
+        company_id: None,
+    };
+    let omitted = Record {
+        start_ns: -1,
+        duration_ns: i64::MIN,
+        method: "PUT".into(),
+        path: "x".repeat(300),
+        request_headers: (0..20)
+            .map(|i| (format!("x-h{i}"), "v".repeat(i * 20)))
+            .collect(),
+        request_body: Body::Omitted(u64::MAX),
+        response: Some(Response {
+            status: 65535,
+            headers: vec![],
+            body: Body::Omitted(100_001),
+        }),
+        user_id: Some(String::new()),
+        ..Record::default()
+    };
+    write("record", "gen-post.bin", &post.encode().unwrap());
+    write("record", "gen-get-no-response.bin", &get.encode().unwrap());
+    write("record", "gen-omitted-wide.bin", &omitted.encode().unwrap());
+    let mut message = Vec::new();
+    for rec in [&get, &post, &omitted] {
+        rec.encode_into(&mut message).unwrap();
+    }
+    write("record", "gen-three-records.bin", &message);
+
+    // Backoff settings, seeds, failures, timestamps.
+    let le = |ws: &[u64]| ws.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+    write(
+        "retry_time",
+        "gen-defaults.bin",
+        &le(&[1000, 60_000, 3, 0, 2, 4, 6, 8, 10, 12, 14]),
+    );
+    write(
+        "retry_time",
+        "gen-retry-after.bin",
+        &le(&[1000, 60_000, 1, 14_001, 172_800_001, 7, 0]),
+    );
+    write(
+        "retry_time",
+        "gen-extremes.bin",
+        &le(&[
+            u64::MAX,
+            0,
+            u64::MAX,
+            u64::MAX,
+            i64::MIN as u64,
+            i64::MAX as u64,
+        ]),
+    );
+    write(
+        "retry_time",
+        "gen-timestamps.bin",
+        &le(&[
+            0,
+            0,
+            0,
+            1_730_263_542_914_999_999,
+            951_782_400_000_000_000,
+            (-1i64) as u64,
+            4_102_444_799_999_000_000,
+        ]),
+    );
+}
