@@ -62,7 +62,8 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The plugin built with the `test-faults` feature (by `cargo xtask build`), for crash tests.
-pub fn test_faults_wasm_path() -> PathBuf {
-    root().join("target/test-faults/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
+/// The plugin's test-only build (by `cargo xtask build`): features `test-faults` (the crash
+/// switch) and `test-format-next` (writes queue block format 2, reads 1 and 2).
+pub fn test_build_wasm_path() -> PathBuf {
+    root().join("target/test-build/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }

@@ -210,7 +210,7 @@ fn a_400_answer_drops_the_batch_once_and_never_retries() {
 fn crashed_singleton_filters_fall_back_and_loss_is_bounded_and_counted() {
     let opts = Options::new(Mode::Singleton)
         .shipper(&shipper_config(r#", "test_crash_after_ms": 4000"#))
-        .shipper_wasm(e2e::test_faults_wasm_path());
+        .shipper_wasm(e2e::test_build_wasm_path());
     let stack = Stack::start("crash", &opts);
     let t0 = Instant::now();
     load(&stack, 12, |_| {});
@@ -218,17 +218,22 @@ fn crashed_singleton_filters_fall_back_and_loss_is_bounded_and_counted() {
     // The dead shipper's last gauges stay published: what it held is stranded with it.
     // Settled once the fallback has taken over and nothing was sent for 2 s (2 batch waits).
     let last_sent = std::cell::Cell::new((0, Instant::now()));
-    let s = accounting::settle_until(&stack.envoy, Duration::from_secs(30), Expect::Completed, |s| {
-        let sent = s["moesif_events_sent"];
-        if sent != last_sent.get().0 {
-            last_sent.set((sent, Instant::now()));
-        }
-        stack
-            .envoy
-            .log_text()
-            .contains("this worker ships its own events")
-            && last_sent.get().1.elapsed() > Duration::from_secs(2)
-    });
+    let s = accounting::settle_until(
+        &stack.envoy,
+        Duration::from_secs(30),
+        Expect::Completed,
+        |s| {
+            let sent = s["moesif_events_sent"];
+            if sent != last_sent.get().0 {
+                last_sent.set((sent, Instant::now()));
+            }
+            stack
+                .envoy
+                .log_text()
+                .contains("this worker ships its own events")
+                && last_sent.get().1.elapsed() > Duration::from_secs(2)
+        },
+    );
     let completed = stack.envoy.completed();
     let stranded = s["moesif_events_enqueued"] - s["moesif_events_dequeued"]
         + s["moesif_events_buffered"]

@@ -43,6 +43,11 @@ fn istio_plugin_config() -> Value {
 
 /// `bootstrap_extensions` of the Istio bootstrap override, pointed at the built .wasm.
 fn istio_singleton() -> Value {
+    istio_singleton_running(&e2e::wasm_path())
+}
+
+/// The same, running `wasm`.
+fn istio_singleton_running(wasm: &Path) -> Value {
     let docs = example("istio/bootstrap-override.yaml");
     let text = kind(&docs, "ConfigMap")["data"]["custom_bootstrap.json"]
         .as_str()
@@ -50,7 +55,7 @@ fn istio_singleton() -> Value {
         .to_string();
     let mut v: Value = serde_json::from_str(&text).unwrap();
     v["bootstrap_extensions"][0]["typed_config"]["config"]["vm_config"]["code"]["local"]
-        ["filename"] = json!(e2e::wasm_path());
+        ["filename"] = json!(wasm);
     v["bootstrap_extensions"].clone()
 }
 
@@ -190,6 +195,11 @@ fn bootstrap(b: &Base, filter: Value, collector_cluster: &str, extensions: Optio
 
 /// The ECDS resource Istio sends for the WasmPlugin `istio-system/moesif`.
 fn write_istio_ecds(path: &Path, version: u32, plugin_config: &Value) {
+    write_istio_ecds_running(path, version, plugin_config, &e2e::wasm_path());
+}
+
+/// The same, with the filter running `wasm` (a rollout of another build).
+fn write_istio_ecds_running(path: &Path, version: u32, plugin_config: &Value, wasm: &Path) {
     let resource = json!({
         "version_info": version.to_string(),
         "resources": [{
@@ -201,7 +211,7 @@ fn write_istio_ecds(path: &Path, version: u32, plugin_config: &Value) {
                     "name": "istio-system.moesif",
                     "root_id": "",
                     "vm_config": {"vm_id": "", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": e2e::wasm_path()}}},
+                                  "code": {"local": {"filename": wasm}}},
                     "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                       "value": plugin_config.to_string()},
                     "failure_policy": "FAIL_OPEN"
@@ -221,10 +231,22 @@ fn start_istio_shape(
     singleton: bool,
     plugin_config: &Value,
 ) -> (Envoy, PathBuf) {
+    let wasm = e2e::wasm_path();
+    start_istio_shape_running(b, sub, singleton.then_some(&wasm), &wasm, plugin_config)
+}
+
+/// Istio's shape with the singleton running `singleton` (if any) and the filter `filter`.
+fn start_istio_shape_running(
+    b: &Base,
+    sub: &str,
+    singleton: Option<&PathBuf>,
+    filter: &Path,
+    plugin_config: &Value,
+) -> (Envoy, PathBuf) {
     let dir = b.dir.join(sub);
     std::fs::create_dir_all(&dir).unwrap();
     let ecds = dir.join("ecds.json");
-    write_istio_ecds(&ecds, 1, plugin_config);
+    write_istio_ecds_running(&ecds, 1, plugin_config, filter);
     let filter = json!({
         "name": "istio-system.moesif",
         "config_discovery": {
@@ -233,7 +255,12 @@ fn start_istio_shape(
         }
     });
     let upstream = plugin_config["upstream"].as_str().unwrap();
-    let config = bootstrap(b, filter, upstream, singleton.then(istio_singleton));
+    let config = bootstrap(
+        b,
+        filter,
+        upstream,
+        singleton.map(|w| istio_singleton_running(w)),
+    );
     (envoy::start_json(&dir, &config), ecds)
 }
 
@@ -398,6 +425,78 @@ fn ecds_reload(singleton: bool) {
     let s = accounting::settle(&envoy, Duration::from_secs(10));
     assert_eq!(s["moesif_events_sent"], completed, "{s:?}");
     assert_eq!(s["moesif_events_captured"], completed, "{s:?}");
+}
+
+/// Rolls the filter from the `from` build to the `to` build over ECDS in the middle of a wrk
+/// run, next to a singleton running `singleton`; checks that every call arrives exactly once
+/// and that the accounting is exact, and returns the plugin's stats.
+fn rollout(name: &str, singleton: &Path, from: &Path, to: &Path) -> (accounting::Stats, String) {
+    let b = base(name);
+    let cfg = istio_plugin_config();
+    let singleton = singleton.to_path_buf();
+    let (envoy, ecds) = start_istio_shape_running(&b, "envoy", Some(&singleton), from, &cfg);
+    let wrk = e2e::load::start_script(
+        &b.dir,
+        &envoy.url("/items?src=wrk"),
+        8,
+        4,
+        "function delay() return 5 end\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    write_istio_ecds_running(&ecds, 2, &cfg, to);
+    wrk.finish();
+    let s = accounting::settle(&envoy, Duration::from_secs(30));
+    let completed = envoy.completed();
+    let stats = b.collector.stats();
+    assert_eq!(s["moesif_events_sent"], completed, "{s:?}");
+    assert_eq!(stats["events"].as_u64(), Some(completed), "{stats}");
+    assert_eq!(stats["unique_transaction_ids"].as_u64(), Some(completed));
+    assert_eq!(stats["duplicate_events"].as_u64(), Some(0));
+    assert_eq!(accounting::ended(&s), 0, "{s:?}");
+    assert!(
+        envoy.server_stat(
+            "extension_config_discovery.http_filter.istio-system.moesif.config_reload"
+        ) >= 1
+    );
+    (s, envoy.log_text())
+}
+
+/// A filter writing a newer queue format, rolled out next to a singleton that does not read
+/// it: the new filter sees the formats the singleton publishes and ships by itself.
+#[test]
+fn rollout_of_a_newer_queue_format_next_to_an_older_singleton_loses_and_duplicates_nothing() {
+    let (current, next) = (e2e::wasm_path(), e2e::test_build_wasm_path());
+    let (s, log) = rollout("rollout-newer-filter", &current, &current, &next);
+    assert!(s["moesif_events_format_unsupported"] > 100, "{s:?}");
+    assert!(
+        s["moesif_events_enqueued"] > 100,
+        "before the rollout: {s:?}"
+    );
+    assert_eq!(
+        s["moesif_events_captured"],
+        s["moesif_events_enqueued"] + s["moesif_events_format_unsupported"],
+        "{s:?}"
+    );
+    assert!(
+        log.contains("does not read queue format 2"),
+        "logged: {log}"
+    );
+}
+
+/// The reverse: a singleton that reads both formats, with filters of either build.
+#[test]
+fn rollout_next_to_a_newer_singleton_reading_both_formats_stays_on_the_queue() {
+    let (current, next) = (e2e::wasm_path(), e2e::test_build_wasm_path());
+    let (s, _) = rollout("rollout-newer-singleton", &next, &current, &next);
+    assert_eq!(s["moesif_events_format_unsupported"], 0, "{s:?}");
+    assert_eq!(
+        s["moesif_events_enqueued"], s["moesif_events_captured"],
+        "{s:?}"
+    );
+    assert_eq!(
+        s["moesif_events_enqueued"], s["moesif_events_dequeued"],
+        "{s:?}"
+    );
 }
 
 /// `envoy/envoy.yaml` as shipped, with only paths, addresses and ports pointed at this test.

@@ -131,3 +131,79 @@ fn broken_and_hostile_input_is_captured_without_harm() {
         stack.envoy.log_tail()
     );
 }
+
+/// Requests Envoy's codec rejects before routing still reach the plugin's on_log, with no
+/// request headers: no verb, no host. Moesif refuses such an event (and with it the whole
+/// batch), so the plugin skips them, counted; the valid calls between them all arrive.
+#[test]
+fn codec_rejected_requests_are_skipped_counted_and_never_spoil_a_batch() {
+    let stack = Stack::start("codec-rejected", &Options::new(Mode::Singleton));
+    let port = stack.envoy.port;
+    let client = Client::new();
+    let mut huge = b"GET /items?case=431 HTTP/1.1\r\nHost: api.test\r\n".to_vec();
+    for i in 0..7 {
+        huge.extend_from_slice(format!("x-big-{i}: {}\r\n", "h".repeat(10_000)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    let rejected: [(&[u8], &[u8]); 3] = [
+        (b"NOT A REQUEST LINE\r\n\r\n", b"HTTP/1.1 400"),
+        (&huge, b"HTTP/1.1 431"),
+        (
+            b"POST /items?case=cl HTTP/1.1\r\nHost: api.test\r\nContent-Length: 12abc\r\n\r\nbody",
+            b"HTTP/1.1 400",
+        ),
+    ];
+    let mut valid = 0;
+    for (bytes, status) in rejected {
+        for _ in 0..3 {
+            assert_eq!(
+                client
+                    .get(&stack.envoy.url("/items?case=valid"), &[])
+                    .status,
+                200
+            );
+            valid += 1;
+        }
+        let reply = raw(port, bytes, Duration::from_secs(5));
+        assert!(
+            reply.starts_with(status),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    assert_eq!(
+        client
+            .get(&stack.envoy.url("/items?case=valid"), &[])
+            .status,
+        200
+    );
+    valid += 1;
+
+    let s = accounting::settle_until(
+        &stack.envoy,
+        Duration::from_secs(15),
+        accounting::Expect::Captured(valid + 3),
+        accounting::idle,
+    );
+    assert_eq!(s["moesif_events_skipped_invalid"], 3, "{s:?}");
+    assert_eq!(s["moesif_events_sent"], valid, "{s:?}");
+    assert_eq!(accounting::dropped(&s), 0, "{s:?}");
+    let c = stack.collector.stats();
+    assert_eq!(c["events"].as_u64(), Some(valid), "{c}");
+    assert_eq!(
+        c["rejected"]["400"], 0,
+        "the collector refused no batch: {c}"
+    );
+    assert!(stack.collector.events().iter().all(|e| e["request"]["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:")));
+    assert!(
+        stack
+            .envoy
+            .log_text()
+            .contains("counted in moesif_events_skipped_invalid"),
+        "{}",
+        stack.envoy.log_tail()
+    );
+}

@@ -63,7 +63,10 @@ fn hostile(mode: Mode) {
     });
     stack.collector.clear_faults();
     for _ in 0..20 {
-        assert_eq!(client.get(&stack.envoy.url("/items?after"), &[]).status, 200);
+        assert_eq!(
+            client.get(&stack.envoy.url("/items?after"), &[]).status,
+            200
+        );
         sent += 1;
     }
 

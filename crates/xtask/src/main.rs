@@ -156,12 +156,13 @@ fn build() {
         "wasm32-wasip1",
     ];
     run(Command::new("cargo").args(wasm_release));
-    // Test-only build with the crash switch; its own target dir keeps it apart from the release.
+    // Test-only build: the crash switch, and queue block format 2 (reads 1 and 2) for rollout
+    // tests of mixed builds. Its own target dir keeps it apart from the release.
     run(Command::new("cargo").args(wasm_release).args([
         "--features",
-        "test-faults",
+        "test-faults,test-format-next",
         "--target-dir",
-        "target/test-faults",
+        "target/test-build",
     ]));
     run(Command::new("cargo").args(["build", "--release", "--package", "collector"]));
     let wasm = e2e::wasm_path();
