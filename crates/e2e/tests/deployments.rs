@@ -389,10 +389,17 @@ fn ecds_reload(singleton: bool) {
         "wrk.headers[\"X-Tenant\"] = \"t1\"\nfunction delay() return 5 end\n",
     );
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(2));
     cfg["company_id_header"] = json!("X-Tenant");
-    write_istio_ecds(&ecds, 2, &cfg);
-    eprintln!("reloaded at {:?}", t0.elapsed());
+    // Five reloads, each retiring a root that holds records and counts.
+    for version in 2..7 {
+        if version > 2 {
+            cfg["batch_max_wait"] = json!(900 + version);
+        }
+        write_istio_ecds(&ecds, version, &cfg);
+        eprintln!("reloaded (v{version}) at {:?}", t0.elapsed());
+        std::thread::sleep(Duration::from_millis(900));
+    }
     wrk.finish();
     let completed = envoy.completed();
     wait_for("every event", Duration::from_secs(20), || {
@@ -416,12 +423,14 @@ fn ecds_reload(singleton: bool) {
         "old setting before it: {}",
         events.len() - tenant
     );
-    assert!(
+    assert_eq!(
         envoy.server_stat(
             "extension_config_discovery.http_filter.istio-system.moesif.config_reload"
-        ) >= 1
+        ),
+        6,
+        "the first load and five reloads"
     );
-    // The retired root's last counts reached Envoy's stats too: captured equals sent.
+    // The retired roots' last counts reached Envoy's stats too: captured equals sent.
     let s = accounting::settle(&envoy, Duration::from_secs(10));
     assert_eq!(s["moesif_events_sent"], completed, "{s:?}");
     assert_eq!(s["moesif_events_captured"], completed, "{s:?}");

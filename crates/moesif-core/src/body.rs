@@ -38,6 +38,7 @@ pub enum BodyRef<'a> {
     Omitted(u64),
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl BodyRef<'_> {
     pub fn to_body(self) -> Body {
         match self {

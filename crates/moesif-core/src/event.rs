@@ -9,13 +9,17 @@
 use crate::body::{json_text, write_base64_str, BodyRef};
 use crate::headers::{client_ip_addr, find, parse_ip, HeaderMap};
 use crate::json::{write_str, write_str_contents};
-use crate::record::{Record, RecordRef};
+#[cfg(any(test, feature = "testing"))]
+use crate::record::Record;
+use crate::record::RecordRef;
 use crate::time::write_iso8601_ms;
 use std::io::Write;
 use std::net::IpAddr;
 use uuid::Uuid;
 
-/// Serializes `rec` as a Moesif event JSON object.
+/// Serializes `rec` as a Moesif event JSON object (tests and benchmarks; the shipper writes
+/// straight into the batch with [`write_event_json`]).
+#[cfg(any(test, feature = "testing"))]
 pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
     write_event_json(&rec.view(), transaction_id, &mut out)?;

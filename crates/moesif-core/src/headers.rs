@@ -1,6 +1,7 @@
 //! Header handling: pseudo-headers, the Moesif header map, and the client's IP.
 
 use crate::json;
+#[cfg(any(test, feature = "testing"))]
 use serde::ser::{Serialize, Serializer};
 use std::net::{IpAddr, SocketAddr};
 
@@ -53,7 +54,7 @@ pub fn find<'a, S: AsRef<str>>(headers: &'a [(S, S)], name: &str) -> Option<&'a 
 }
 
 /// A JSON object with lower-case names; repeated headers joined with ", ". The event writer
-/// appends it directly; `Serialize` gives the same JSON.
+/// appends it directly; `Serialize` (tests only) gives the same JSON.
 pub struct HeaderMap<'a, S = String>(pub &'a [(S, S)]);
 
 impl<S: AsRef<str>> HeaderMap<'_, S> {
@@ -110,6 +111,7 @@ impl<S: AsRef<str>> HeaderMap<'_, S> {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl<S: AsRef<str>> Serialize for HeaderMap<'_, S> {
     fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
         match self.merged() {
