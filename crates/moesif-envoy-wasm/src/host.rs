@@ -325,18 +325,3 @@ pub fn load_config(who: &str) -> Option<moesif_core::config::Config> {
         }
     }
 }
-
-/// Replaces the SDK's panic hook (which unwraps its own log call) with one that names the
-/// plugin and says what the panic costs, through the raw log call. The VM still dies (Envoy
-/// then applies the config's `failure_policy`); this makes sure it never dies silently.
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        const CRITICAL: u32 = 5;
-        log(
-            CRITICAL,
-            &format!(
-                "moesif: panicked, this VM stops capturing (failure_policy decides what Envoy does next): {info}"
-            ),
-        );
-    }));
-}

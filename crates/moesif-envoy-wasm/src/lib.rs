@@ -5,21 +5,19 @@ mod capture;
 mod delivery;
 mod filter;
 mod host;
+mod logging;
 mod metrics;
 mod occupancy;
 mod shared;
 mod shipper;
 
 use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
 
 /// root_id of the singleton shipper loaded through `envoy.bootstrap.wasm`.
 const SHIPPER_ROOT_ID: &str = "moesif_shipper";
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    // After set_log_level, which installs the SDK's own hook.
-    host::install_panic_hook();
+    logging::init();
     // The SDK does not pass the root_id to the factory, so ask the host.
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         if host::string_property(&["plugin_root_id"]).as_deref() == Some(SHIPPER_ROOT_ID) {
