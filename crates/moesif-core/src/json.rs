@@ -1,6 +1,7 @@
 //! Hand-rolled JSON output for the event writer: strings and numbers appended straight to the
 //! batch buffer. Escaping matches `serde_json` byte for byte (tests compare the two), so events
-//! look exactly as if `serde_json` had written them, without its per-call overhead.
+//! look exactly as if `serde_json` had written them, without its per-call overhead. And
+//! [`is_valid`], which decides whether a captured body can be embedded in the batch as JSON.
 
 /// Appends `s` as a JSON string literal.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -65,22 +66,46 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
     chunks.remainder().iter().any(|&b| needs_escape(b))
 }
 
-/// Whether `text` is exactly one JSON value, with JSON whitespace allowed between tokens: the
-/// verdict of `serde_json::from_str::<&RawValue>` (tests compare the two), without its
-/// per-token overhead. Like serde_json when it skips a value: no nesting limit, and `\u`
-/// escapes need four hex digits but are not checked for surrogates.
+/// Most arrays and objects a body embedded as JSON may nest, counting its own outermost one:
+/// `[[1]]` is 2. serde_json's `Value` (the collector's parse of the whole batch) refuses a
+/// document nested 128 deep, and a body sits 3 deep in the batch (`[` batch, `{` event,
+/// `{` request or response), so the batch would fail from 125 levels inside the body. 64 is
+/// half of serde_json's limit: room for the envelope to grow and for a stricter parser
+/// downstream, far above what real API bodies nest (a few levels, rarely 20). The kinds of 64
+/// open containers also fit in one `u64`, so the check needs no allocation.
+pub(crate) const MAX_DEPTH: u32 = 64;
+// `is_valid` keeps the open containers' kinds as the bits of a `u64`.
+const _: () = assert!(MAX_DEPTH <= u64::BITS);
+
+/// Whether `text` (UTF-8, checked by the caller) is exactly one JSON value, with JSON whitespace
+/// allowed between tokens, that the parse of the whole batch takes once the body is embedded
+/// in it. A body refused here is sent in base64, which is always accepted; one accepted here
+/// that the batch parse refused would make the collector refuse the whole batch (400), every
+/// other event in it included.
 ///
-/// The helpers take the position to start at and return the position after what they read,
-/// `None` if it is not valid there. They are `#[inline(always)]` because the release profile's
-/// `opt-level = "s"` leaves them as calls, which made the whole check a third slower.
+/// So this follows serde_json's `Value` parse (tests compare the two), not `RawValue`'s, which
+/// skips over a value without looking at what `Value` refuses:
+/// - nesting: at most [`MAX_DEPTH`] levels (stricter than `Value`, see there);
+/// - `\u` escapes: four hex digits, and a surrogate only as a pair, a high one (`\uD800` to
+///   `\uDBFF`) followed at once by `\u` and a low one (`\uDC00` to `\uDFFF`). A lone or reversed
+///   surrogate is no character: `Value` refuses it, like strict parsers elsewhere;
+/// - numbers: any length and precision, but not one that `Value` makes infinity (`1e400`, an
+///   integer of 310 digits, `1.8e308`): "number out of range". Tiny ones become 0 and are
+///   accepted, as there. See `parses_to_infinity` for the exact rule at the boundary.
+///
+/// One pass over the bytes (only a number of 10^308 or more is read twice), without allocating
+/// or recursing. The helpers take the position to start at and return the position after what
+/// they read, `None` if it is not valid there. They are `#[inline(always)]` because the release
+/// profile's `opt-level = "s"` leaves them as calls, which made the whole check a third slower.
 pub(crate) fn is_valid(text: &[u8]) -> bool {
     is_valid_at(text).is_some()
 }
 
 fn is_valid_at(text: &[u8]) -> Option<()> {
-    // The containers around the position, innermost last: `[` or `{`. A stack, not recursion,
-    // so deep nesting cannot overflow the call stack.
-    let mut open = Vec::new();
+    // The containers around the position, one bit each, innermost in bit 0: 1 for an object,
+    // 0 for an array. `depth` says how many bits are in use.
+    let mut objects = 0u64;
+    let mut depth = 0u32;
     let mut i = 0;
     loop {
         // A value is expected here.
@@ -92,12 +117,17 @@ fn is_valid_at(text: &[u8]) -> Option<()> {
             b'f' => word_end(text, i, b"false")?,
             b'n' => word_end(text, i, b"null")?,
             bracket @ (b'[' | b'{') => {
+                // An empty one counts too: serde_json counts every `[` and `{`.
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
                 let close = if bracket == b'[' { b']' } else { b'}' };
                 i = skip_whitespace(text, i + 1);
                 if text.get(i) == Some(&close) {
                     i + 1
                 } else {
-                    open.push(bracket);
+                    objects = objects << 1 | u64::from(bracket == b'{');
+                    depth += 1;
                     if bracket == b'{' {
                         i = key_end(text, i)?;
                     }
@@ -109,20 +139,22 @@ fn is_valid_at(text: &[u8]) -> Option<()> {
         // After a value: close containers until one goes on with a comma.
         loop {
             i = skip_whitespace(text, i);
-            let Some(&container) = open.last() else {
+            if depth == 0 {
                 return (i == text.len()).then_some(());
-            };
-            match (*text.get(i)?, container) {
-                (b',', b'[') => {
+            }
+            let in_object = objects & 1 == 1;
+            match (*text.get(i)?, in_object) {
+                (b',', false) => {
                     i += 1;
                     break;
                 }
-                (b',', _) => {
+                (b',', true) => {
                     i = key_end(text, i + 1)?;
                     break;
                 }
-                (b']', b'[') | (b'}', b'{') => {
-                    open.pop();
+                (b']', false) | (b'}', true) => {
+                    objects >>= 1;
+                    depth -= 1;
                     i += 1;
                 }
                 _ => return None,
@@ -155,18 +187,27 @@ fn digits_end(text: &[u8], i: usize) -> usize {
     i + digits
 }
 
-/// A number: no leading zeros, and a fraction or exponent needs at least one digit.
+/// A number: no leading zeros, a fraction or exponent needs at least one digit, and it must
+/// not be out of f64's range.
 #[inline(always)]
-fn number_end(text: &[u8], mut i: usize) -> Option<usize> {
+fn number_end(text: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
     if text.get(i) == Some(&b'-') {
         i += 1;
     }
+    let integer = i;
     i = match *text.get(i)? {
         // A digit right after a lone leading zero ("01") is an error, as in serde_json.
         b'0' if text.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
         b'0' => i + 1,
         b'1'..=b'9' => digits_end(text, i + 1),
         _ => return None,
+    };
+    // The value is below 10^(integer digits + exponent), a lone 0 counting no digit.
+    let mut magnitude = if text.get(integer) == Some(&b'0') {
+        0
+    } else {
+        (i - integer) as i64
     };
     if text.get(i) == Some(&b'.') {
         let end = digits_end(text, i + 1);
@@ -177,6 +218,7 @@ fn number_end(text: &[u8], mut i: usize) -> Option<usize> {
     }
     if let Some(b'e' | b'E') = text.get(i) {
         i += 1;
+        let negative = text.get(i) == Some(&b'-');
         if let Some(b'+' | b'-') = text.get(i) {
             i += 1;
         }
@@ -184,9 +226,35 @@ fn number_end(text: &[u8], mut i: usize) -> Option<usize> {
         if end == i {
             return None;
         }
+        let exponent = text
+            .get(i..end)
+            .unwrap_or_default()
+            .iter()
+            .fold(0i64, |e, d| {
+                e.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+            });
+        magnitude = if negative {
+            magnitude.saturating_sub(exponent)
+        } else {
+            magnitude.saturating_add(exponent)
+        };
         i = end;
     }
+    // Below 10^308, serde_json's few roundings cannot reach infinity (f64::MAX is 1.797e308).
+    // Only a number that may (never one in real bodies) is read again, digit by digit.
+    if magnitude > 308 && parses_to_infinity(text.get(start..i)?) {
+        return None;
+    }
     Some(i)
+}
+
+/// Whether serde_json's `Value` parse refuses the JSON number `number` (it becomes infinity).
+/// Near `f64::MAX` that depends on how serde_json rounds, so serde_json itself decides: only
+/// numbers of 309 digits' magnitude or more get here, which real bodies almost never hold.
+#[cold]
+#[inline(never)]
+fn parses_to_infinity(number: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(number).is_err()
 }
 
 /// A string, quotes included.
@@ -208,16 +276,38 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
             b'\\' => {
                 i = match *text.get(i + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
-                    b'u' => {
-                        let hex = text.get(i + 2..i + 6)?;
-                        hex.iter().all(u8::is_ascii_hexdigit).then_some(i + 6)?
-                    }
+                    b'u' => unicode_escape_end(text, i)?,
                     _ => return None,
                 }
             }
             _ => return None,
         }
     }
+}
+
+/// A `\u` escape at `i`: one that is not a surrogate, or a high and a low surrogate in a row.
+#[inline(always)]
+fn unicode_escape_end(text: &[u8], i: usize) -> Option<usize> {
+    match hex4(text, i + 2)? {
+        0xd800..=0xdbff => {
+            if text.get(i + 6..i + 8)? != b"\\u" {
+                return None;
+            }
+            let low = hex4(text, i + 8)?;
+            (0xdc00..=0xdfff).contains(&low).then_some(i + 12)
+        }
+        0xdc00..=0xdfff => None,
+        _ => Some(i + 6),
+    }
+}
+
+/// Four hex digits at `i`.
+#[inline(always)]
+fn hex4(text: &[u8], i: usize) -> Option<u16> {
+    text.get(i..i + 4)?.iter().try_fold(0u16, |n, &b| {
+        let digit = char::from(b).to_digit(16)?;
+        Some(n << 4 | digit as u16)
+    })
 }
 
 /// An object key and its colon.
@@ -283,8 +373,235 @@ mod tests {
         }
     }
 
+    /// How deeply arrays and objects nest in `text` (valid JSON): brackets outside strings.
+    fn nesting(text: &str) -> u32 {
+        let (mut depth, mut most, mut in_string, mut escaped) = (0u32, 0, false, false);
+        for b in text.bytes() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if in_string => escaped = true,
+                b'"' => in_string = !in_string,
+                _ if in_string => {}
+                b'[' | b'{' => {
+                    depth += 1;
+                    most = most.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        most
+    }
+
+    /// What `is_valid` promises: serde_json's `Value` takes it, nested at most `MAX_DEPTH`.
     fn serde_says_valid(text: &str) -> bool {
-        serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+        serde_json::from_str::<serde_json::Value>(text).is_ok() && nesting(text) <= MAX_DEPTH
+    }
+
+    /// `text` where a body goes in a batch: 3 levels deep.
+    fn in_batch(text: &str) -> String {
+        format!(r#"[{{"request":{{"time":"2024-10-30T04:45:42.914Z","body":{text}}}}}]"#)
+    }
+
+    fn batch_parses(text: &str) -> bool {
+        serde_json::from_str::<serde_json::Value>(&in_batch(text)).is_ok()
+    }
+
+    fn nested(depth: usize, open: &str, inner: &str, close: &str) -> String {
+        open.repeat(depth) + inner + &close.repeat(depth)
+    }
+
+    #[test]
+    fn nesting_is_limited_to_max_depth() {
+        assert_eq!(MAX_DEPTH, 64);
+        for (open, close) in [
+            ("[", "]"),
+            (r#"{"a":"#, "}"),
+            (r#"[{"a":"#, "}]"),
+            ("[1,", "]"),
+        ] {
+            // Counted in containers, whatever they are; an empty one counts too.
+            for (inner, levels) in [("1", 0), ("[]", 1), ("{}", 1), (r#"{"b":[]}"#, 2)] {
+                let per = open.matches(['[', '{']).count();
+                for total in [
+                    MAX_DEPTH as usize - 1,
+                    MAX_DEPTH as usize,
+                    MAX_DEPTH as usize + 1,
+                ] {
+                    if (total - levels) % per != 0 {
+                        continue;
+                    }
+                    let text = nested((total - levels) / per, open, inner, close);
+                    assert_eq!(nesting(&text) as usize, total, "{text}");
+                    assert_eq!(
+                        is_valid(text.as_bytes()),
+                        total <= MAX_DEPTH as usize,
+                        "{text}"
+                    );
+                    assert!(batch_parses(&text), "{text}");
+                    // RawValue skips over any nesting.
+                    assert!(serde_json::from_str::<&serde_json::value::RawValue>(&text).is_ok());
+                }
+            }
+        }
+        // Why 64: embedded in a batch, serde_json's `Value` takes 124 levels and refuses 125.
+        assert!(batch_parses(&nested(124, "[", "", "]")));
+        assert!(!batch_parses(&nested(125, "[", "", "]")));
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(127, "[", "", "]")).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(128, "[", "", "]")).is_err());
+        // Closed containers give their level back.
+        let wide = format!("[{}]", vec![nested(63, "[", "", "]"); 3].join(","));
+        assert!(is_valid(wide.as_bytes()));
+        assert!(!is_valid(format!("[{wide}]").as_bytes()));
+        // Bits of the stack are exact at 64 levels: the kinds of brackets must still match.
+        let mixed = nested(32, r#"[{"a":"#, "0", "}]");
+        assert!(is_valid(mixed.as_bytes()));
+        assert!(!is_valid(mixed.replacen("}]", "]}", 1).as_bytes()));
+        // The outermost of 64 levels is still known to be an object when it closes.
+        let outer = format!(r#"{{"k":{}}}"#, nested(63, "[", "", "]"));
+        assert!(is_valid(outer.as_bytes()), "{outer}");
+        assert!(!is_valid(
+            format!("{}]", &outer[..outer.len() - 1]).as_bytes()
+        ));
+    }
+
+    #[test]
+    fn surrogates_must_come_in_pairs() {
+        for (text, valid) in [
+            (r#""\ud83d\ude00""#, true),
+            (r#""\uD83D\uDE00""#, true),
+            (r#""a\ud800\udc00b""#, true),
+            (r#""\udbff\udfff""#, true),
+            (r#""\ud7ff \ue000 \uffff \u0000""#, true),
+            (r#"{"\ud83d\ude00":"\ud83d\ude00"}"#, true),
+            (r#""\ud800""#, false),
+            (r#""\udbff""#, false),
+            (r#""\udc00""#, false),
+            (r#""\udfff""#, false),
+            (r#""\ude00\ud83d""#, false),
+            (r#""\ud800\ud800""#, false),
+            (r#""\ud800\u0041""#, false),
+            (r#""\ud800\ue000""#, false),
+            (r#""\ud800x""#, false),
+            (r#""\ud800 \udc00""#, false),
+            (r#""\ud800\n""#, false),
+            (r#""\ud800\\""#, false),
+            (r#""\ud800\udc0""#, false),
+            (r#""\ud800\""#, false),
+            (r#""\ud800"#, false),
+            (r#"{"\ud800":1}"#, false),
+            (r#"["\ud83d\ude00", "\udc00"]"#, false),
+        ] {
+            assert_eq!(is_valid(text.as_bytes()), valid, "{text}");
+            assert_eq!(serde_says_valid(text), valid, "{text}");
+            assert_eq!(batch_parses(text), valid, "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_refused() {
+        let digits = |n: usize| "9".repeat(n);
+        let ones = |n: usize| "1".to_string() + &"0".repeat(n - 1);
+        for (text, valid) in [
+            ("1e308".to_string(), true),
+            ("-1e308".into(), true),
+            ("1.7976931348623157e308".into(), true),
+            // Rounds to f64::MAX when correctly rounded, but serde_json's one multiplication
+            // rounds it up to infinity: refused, as serde_json refuses it.
+            ("1.7976931348623158e308".into(), false),
+            ("17976931348623158e292".into(), false),
+            ("1e309".into(), false),
+            ("-1e309".into(), false),
+            ("1e400".into(), false),
+            ("1.8e308".into(), false),
+            ("2e308".into(), false),
+            ("0.1e310".into(), false),
+            ("0.01e310".into(), true),
+            (ones(309), true),
+            (ones(310), false),
+            (digits(308), true),
+            (digits(309), false),
+            (digits(400), false),
+            (format!("-{}", digits(400)), false),
+            (format!("{}.5", digits(309)), false),
+            (format!("{}e-100", digits(400)), true),
+            (format!("{}e-91", ones(400)), true),
+            (format!("{}e-90", ones(400)), false),
+            (format!("0.{}1e310", "0".repeat(5)), true),
+            ("1e2147483647".into(), false),
+            ("1e2147483648".into(), false),
+            ("1e99999999999999999999".into(), false),
+            ("1E+400".into(), false),
+            ("1e-400".into(), true),
+            ("-1e-400".into(), true),
+            ("1e-2147483648".into(), true),
+            ("1e-99999999999999999999".into(), true),
+            ("0e400".into(), true),
+            ("0e99999999999999999999".into(), true),
+            ("-0.0e99999999999999999999".into(), true),
+            ("0.000e2147483648".into(), true),
+            ("18446744073709551616.5e288".into(), true),
+            ("18446744073709551616.5e289".into(), false),
+            ("[1, 2.5, 1e400]".into(), false),
+            (r#"{"a":1e400}"#.into(), false),
+        ] {
+            assert_eq!(is_valid(text.as_bytes()), valid, "{text}");
+            assert_eq!(serde_says_valid(&text), valid, "{text}");
+            assert_eq!(batch_parses(&text), valid, "{text}");
+        }
+    }
+
+    /// Around f64::MAX the verdict is serde_json's rounding: every number whose magnitude is
+    /// near the fast path's cut (10^308) and the boundary, against serde_json itself.
+    #[test]
+    fn numbers_at_the_boundary_agree_with_serde_json() {
+        let mantissas = [
+            "1",
+            "9",
+            "17976931348623157",
+            "17976931348623158",
+            "17976931348623159",
+            "1797693134862315708145274237317043567981",
+            "1797693134862315807937289714053034150799",
+            "17976931348623157081452742373170435679810",
+            "18446744073709551615",
+            "18446744073709551616",
+            "184467440737095516159",
+            "99999999999999999999999",
+        ];
+        let mut seen = [0; 3];
+        for m in mantissas {
+            for point in 0..=m.len() {
+                let (int, frac) = m.split_at(point);
+                let int = if int.is_empty() { "0" } else { int };
+                let base = if frac.is_empty() {
+                    int.to_string()
+                } else {
+                    format!("{int}.{frac}")
+                };
+                for exp in 280..=320 {
+                    for text in [format!("{base}e{exp}"), format!("-{base}E+{exp}")] {
+                        let valid = is_valid(text.as_bytes());
+                        assert_eq!(valid, serde_says_valid(&text), "{text}");
+                        let value = text.parse::<f64>().unwrap().abs();
+                        if value >= 1e308 {
+                            // Past the fast path: both verdicts, and some refused that a
+                            // correctly rounding parse makes finite.
+                            seen[usize::from(valid)] += 1;
+                            seen[2] += usize::from(!valid && value.is_finite());
+                        }
+                    }
+                }
+            }
+            // Integers of 300 to 320 digits, no exponent.
+            for len in 300..=320 {
+                let text = m.to_string() + &"0".repeat(len - m.len().min(len));
+                assert_eq!(is_valid(text.as_bytes()), serde_says_valid(&text), "{text}");
+                let text = m.to_string() + &"9".repeat(len - m.len().min(len));
+                assert_eq!(is_valid(text.as_bytes()), serde_says_valid(&text), "{text}");
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 10), "{seen:?}");
     }
 
     #[test]

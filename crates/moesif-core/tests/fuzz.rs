@@ -23,7 +23,9 @@ mod json;
 
 use moesif_core::body::{json_text, write_base64_str};
 use moesif_core::config::Config;
+use moesif_core::forward::{open, Block, Forwarder, Unreadable, READS};
 use moesif_core::headers::{client_ip, find, parse_ip, take_request_line, take_status, HeaderMap};
+use moesif_core::pairs;
 use moesif_core::record::{Record, RecordRef};
 use moesif_core::retry::{classify, parse_retry_after, Backoff, Verdict};
 use moesif_core::time::iso8601_ms;
@@ -779,7 +781,7 @@ fn split_body_input(input: &[u8]) -> (Option<String>, Option<String>, &[u8]) {
 /// What `json_text` is documented to do, written independently: JSON content type, then the
 /// body undone from its gzip (every member) or deflate (zlib) encoding when the whole body is
 /// such a stream and inflates to at most `MAX_INFLATED` bytes, else as received; trimmed text
-/// that serde_json takes as one value. Returns the text and whether it was inflated.
+/// that is [`embeddable`]. Returns the text and whether it was inflated.
 fn expected_json_text(
     body: &[u8],
     content_type: Option<&str>,
@@ -792,8 +794,7 @@ fn expected_json_text(
     let was_inflated = inflated.is_some();
     let bytes = inflated.unwrap_or_else(|| body.to_vec());
     let text = std::str::from_utf8(&bytes).ok()?.trim();
-    serde_json::from_str::<&RawValue>(text).ok()?;
-    Some((text.to_owned(), was_inflated))
+    embeddable(text).then(|| (text.to_owned(), was_inflated))
 }
 
 fn reference_inflate(body: &[u8], encoding: &str) -> Option<Vec<u8>> {
@@ -838,7 +839,7 @@ fn body_target(input: &[u8]) {
             Cow::Borrowed(t) => assert!(t.len() <= body.len()),
         }
         assert_eq!(text.trim(), &**text);
-        assert!(serde_json::from_str::<&RawValue>(text).is_ok());
+        assert!(embeddable(text), "{text}");
     }
     let expected = expected_json_text(body, ct, ce);
     assert_eq!(
@@ -944,37 +945,63 @@ const JSON_DICT: &[&[u8]] = &[
     b"\xed\xa0\x80",
 ];
 
-/// Where serde_json's `Value` refuses what its `RawValue` (and so `json::is_valid`) accepts:
-/// nesting deeper than 128, lone surrogate escapes, numbers beyond f64.
-const VALUE_ONLY_ERRORS: &[&str] = &[
-    "recursion limit exceeded",
-    "lone leading surrogate in hex escape",
-    "unexpected end of hex escape",
-    "number out of range",
-];
+/// How deeply arrays and objects nest in `text` (valid JSON): brackets counted outside strings.
+fn nesting(text: &str) -> u32 {
+    let (mut depth, mut most, mut in_string, mut escaped) = (0u32, 0, false, false);
+    for b in text.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'[' | b'{' => {
+                depth += 1;
+                most = most.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
+}
+
+/// What `json::is_valid` is documented to accept: what serde_json parses as a `Value` (as the
+/// collector parses a batch), nested at most `json::MAX_DEPTH` levels.
+fn embeddable(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok() && nesting(text) <= json::MAX_DEPTH
+}
+
+/// Whether a batch with `body` where an event's request body goes (3 levels deep) parses.
+fn batch_parses(body: &str) -> bool {
+    let batch = format!(r#"[{{"request":{{"verb":"POST","body":{body}}}}},{{"request":{{}}}}]"#);
+    serde_json::from_str::<serde_json::Value>(&batch).is_ok()
+}
 
 fn json_target(bytes: &[u8]) {
     let ours = json::is_valid(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => {
-            // Differential: exactly serde_json's verdict, as documented.
-            let raw = serde_json::from_str::<&RawValue>(text);
-            assert_eq!(
-                ours,
-                raw.is_ok(),
-                "is_valid says {ours}, serde_json RawValue says {raw:?}"
-            );
-            match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(_) => assert!(ours, "serde_json parses a Value, is_valid refuses"),
-                Err(e) if ours => {
-                    let e = e.to_string();
-                    assert!(
-                        VALUE_ONLY_ERRORS.iter().any(|known| e.starts_with(known)),
-                        "is_valid accepts what serde_json's Value refuses: {e}"
-                    );
-                }
-                Err(_) => {}
+            let value = serde_json::from_str::<serde_json::Value>(text);
+            if ours {
+                // Accepted: serde_json's Value takes it, alone and embedded in a batch.
+                assert!(
+                    value.is_ok(),
+                    "is_valid accepts, serde_json Value says {value:?}"
+                );
+                assert!(
+                    batch_parses(text),
+                    "is_valid accepts, but the batch does not parse"
+                );
+                assert!(serde_json::from_str::<&RawValue>(text).is_ok());
+            } else if value.is_ok() {
+                // Refused though Value takes it: only ever for the stricter nesting limit.
+                let depth = nesting(text);
+                assert!(
+                    depth > json::MAX_DEPTH,
+                    "is_valid refuses what serde_json Value takes, nested only {depth} deep"
+                );
             }
+            assert_eq!(ours, embeddable(text));
             // As a body: trimmed, then the same verdict.
             let shown = json_text(bytes, Some("application/json"), None);
             assert_eq!(shown.is_some(), json::is_valid(text.trim().as_bytes()));
@@ -1291,7 +1318,286 @@ fn fuzz_record() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Target 6: retry backoff, Retry-After and timestamps
+// Target 6: queue blocks (forward.rs)
+// ---------------------------------------------------------------------------------------------
+
+const BLOCK_DICT: &[&[u8]] = &[
+    b"\xb7\x01",
+    b"\xb7\x02",
+    b"\xb7\xff",
+    b"\x00\x00\x00\x00",
+    b"\x01\x00\x00\x00",
+    b"\x40\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\x9f",
+    b"\x90",
+    b"\xc0",
+    b"\xa0",
+    b"\x81\xa8Captured\xc4\x02{}",
+    b"\x81\xa7Omitted\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"\xd9\xff",
+    b"\xdb\xff\xff\xff\xff",
+    b"\xc6\xff\xff\xff\xff",
+    b"\xdd\xff\xff\xff\xff",
+    b"\xc1",
+];
+
+/// Bytes of a block's header, `[MAGIC, format, count: u32 LE]` (forward.rs).
+const BLOCK_HEADER: usize = 6;
+
+/// The first byte of every block, as the forwarder writes it (the constant is private).
+fn block_magic() -> u8 {
+    let mut f = Forwarder::new(1 << 20);
+    f.push(&Record::default()).unwrap();
+    f.take().unwrap().bytes[0]
+}
+
+/// `records` through a forwarder, as a filter sends them: the blocks it closes, then the rest.
+fn forward_all(records: &[Record], max_queue_bytes: usize) -> Vec<Block> {
+    let mut f = Forwarder::new(max_queue_bytes);
+    let mut blocks: Vec<Block> = records
+        .iter()
+        .filter_map(|rec| f.push(rec).unwrap())
+        .collect();
+    blocks.extend(f.take());
+    assert_eq!((f.events(), f.bytes()), (0, 0));
+    blocks
+}
+
+/// The records of blocks the forwarder wrote: each declares its count and holds exactly that
+/// many records, all decoding.
+fn unblock(blocks: &[Block]) -> Vec<Record> {
+    let mut records = Vec::new();
+    for block in blocks {
+        let opened = open(&block.bytes).unwrap();
+        assert_eq!(opened.declared, block.events as u64);
+        let before = records.len();
+        records.extend(opened.records().map(|r| r.unwrap().to_record()));
+        assert_eq!(records.len() - before, block.events);
+    }
+    records
+}
+
+/// `forward::open` and `Opened::records` on any bytes (the queue is shared: another build or a
+/// bug may write anything).
+fn block_target(bytes: &[u8]) {
+    let magic = block_magic();
+    let header = (bytes.len() >= BLOCK_HEADER && bytes[0] == magic).then(|| {
+        let declared = u32::from_le_bytes(bytes[2..BLOCK_HEADER].try_into().unwrap());
+        (bytes[1], u64::from(declared))
+    });
+    let opened = match (open(bytes), header) {
+        (Err(Unreadable::Garbled), None) => return,
+        (Err(Unreadable::Format { format, declared }), Some(header)) => {
+            assert_eq!((format, declared), header);
+            assert!(!READS.contains(&format));
+            return;
+        }
+        (Ok(opened), Some((format, declared))) => {
+            assert!(READS.contains(&format));
+            assert_eq!(opened.declared, declared);
+            opened
+        }
+        (opened, header) => panic!("open gave {opened:?} for the header {header:?}"),
+    };
+    let results: Vec<_> = opened.records().collect();
+    assert!(results.len() as u64 <= opened.declared);
+    // Reading stops at the first record that does not decode, and reads the records after the
+    // header as a message of records back to back.
+    if let Some(i) = results.iter().position(Result::is_err) {
+        assert_eq!(i + 1, results.len(), "records() went on after an error");
+    }
+    let direct: Vec<_> = RecordRef::decode_all(&bytes[BLOCK_HEADER..])
+        .take(results.len())
+        .collect();
+    assert_eq!(direct.len(), results.len());
+    for (a, b) in results.iter().zip(&direct) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("records() {a:?} but decode_all {b:?}"),
+        }
+    }
+    // Every record that decodes can be encoded again, to itself.
+    let records: Vec<Record> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|rec| {
+            let record = rec.to_record();
+            let bytes = record.encode().unwrap();
+            assert_eq!(RecordRef::decode(&bytes).unwrap(), *rec);
+            record
+        })
+        .collect();
+    // And they make valid blocks again, which decode to exactly them.
+    assert_eq!(unblock(&forward_all(&records, 1_000_000)), records);
+}
+
+#[test]
+fn fuzz_block() {
+    fuzz("block", BLOCK_DICT, block_target);
+}
+
+/// Valid blocks of realistic records, as filters write them (64 records or 1/8 of the queue
+/// at most, the rest at the end): every block decodes to exactly its records, in order.
+#[test]
+fn blocks_decode_to_exactly_their_records() {
+    use moesif_core::body::Body;
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("blocks"));
+    let samples = sample_records();
+    let mut records = Vec::new();
+    for i in 0..300 {
+        let mut rec = samples[rng.usize(..samples.len())].clone();
+        rec.start_ns = rng.i64(..);
+        rec.path = format!("/items/{i}?q={}", "é".repeat(rng.usize(..40)));
+        if rng.u8(..4) == 0 {
+            rec.request_body = Body::Captured(vec![b'x'; rng.usize(..20_000)]);
+        }
+        records.push(rec);
+    }
+    for max_queue_bytes in [1, 100_000, 1_000_000, 16_000_000] {
+        let blocks = forward_all(&records, max_queue_bytes);
+        assert!(blocks.iter().all(|b| (1..=64).contains(&b.events)));
+        assert_eq!(
+            unblock(&blocks),
+            records,
+            "max_queue_bytes {max_queue_bytes}"
+        );
+        for block in &blocks {
+            block_target(&block.bytes);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 7: the host's serialized header maps (pairs.rs)
+// ---------------------------------------------------------------------------------------------
+
+const PAIRS_DICT: &[&[u8]] = &[
+    b"\x00\x00\x00\x00",
+    b"\x01\x00\x00\x00",
+    b"\x02\x00\x00\x00",
+    b"\xff\xff\xff\x7f",
+    b"\xff\xff\xff\xff",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf0\x9f\x98\x80",
+    b":authority\x00",
+    b"content-type\x00application/json\x00",
+    b"\n",
+    b":",
+];
+
+/// The whole pairs of a serialized map, as bytes: `count: u32`, `count` pairs of lengths
+/// `(name: u32, value: u32)`, then each name and value followed by one byte (a NUL), all
+/// little-endian. A pair is whole if its lengths and its name and value are there (the byte
+/// after the last value may be missing); reading stops at the first pair that is not.
+fn reference_pairs(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let word = |at: u64| -> Option<u64> {
+        let at = usize::try_from(at).ok()?;
+        let b = bytes.get(at..at + 4)?;
+        Some(u64::from(u32::from_le_bytes(b.try_into().unwrap())))
+    };
+    let mut out = Vec::new();
+    let Some(count) = word(0) else {
+        return out;
+    };
+    let mut at = 4 + 8 * count;
+    let len = bytes.len() as u64;
+    for i in 0..count {
+        let (Some(name_len), Some(value_len)) = (word(4 + 8 * i), word(8 + 8 * i)) else {
+            break;
+        };
+        let name_end = at + name_len;
+        let value_start = name_end + 1;
+        let value_end = value_start + value_len;
+        if name_end > len || value_end > len {
+            break;
+        }
+        out.push((
+            &bytes[at as usize..name_end as usize],
+            &bytes[value_start as usize..value_end as usize],
+        ));
+        at = value_end + 1;
+    }
+    out
+}
+
+fn lossy_pairs(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `pairs::decode` on any bytes (what the host hands over is trusted by the SDK; not here).
+fn pairs_target(bytes: &[u8]) {
+    let got = pairs::decode(bytes);
+    let declared = bytes
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
+    assert!(got.len() as u64 <= u64::from(declared));
+    // Each pair takes 8 bytes of lengths and at least 2 of data (its name's NUL and its
+    // value's, the last of which may be cut off), after the 4-byte count: n pairs need
+    // 10n + 3 bytes. So the input bounds the pairs, however many it declares...
+    if !got.is_empty() {
+        assert!(got.len() * 10 + 3 <= bytes.len(), "{} pairs", got.len());
+    }
+    // ...and the memory: a vector grown by pushing, or sized by what the input can hold, but
+    // never by the declared count.
+    let bound = bytes.len() / 10 + 1;
+    assert!(
+        got.capacity() <= 2 * bound.max(4),
+        "capacity {} for {} bytes",
+        got.capacity(),
+        bytes.len()
+    );
+    // Exactly the whole pairs, names and values as they are if UTF-8, else lossily.
+    let reference = reference_pairs(bytes);
+    assert_eq!(got, lossy_pairs(&reference));
+    for ((name, value), (raw_name, raw_value)) in got.iter().zip(&reference) {
+        for (text, raw) in [(name, raw_name), (value, raw_value)] {
+            match std::str::from_utf8(raw) {
+                Ok(raw) => assert_eq!(text, raw),
+                Err(_) => assert!(text.contains('\u{fffd}')),
+            }
+        }
+    }
+    // They encode as the host writes them and decode back.
+    assert_eq!(pairs::decode(&pairs::encode(&reference)), got);
+    // The input as pairs (`name:value` lines), which may hold any byte, NUL included.
+    let own: Vec<(&[u8], &[u8])> = bytes
+        .split(|&b| b == b'\n')
+        .take(200)
+        .map(|line| match line.iter().position(|&b| b == b':') {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &[][..]),
+        })
+        .collect();
+    let encoded = pairs::encode(&own);
+    assert_eq!(pairs::decode(&encoded), lossy_pairs(&own));
+    // A map cut short yields the pairs that were whole.
+    let cut = encoded.len() / 2;
+    let short = pairs::decode(&encoded[..cut]);
+    assert_eq!(short, lossy_pairs(&reference_pairs(&encoded[..cut])));
+    assert!(short.len() <= own.len());
+}
+
+#[test]
+fn fuzz_pairs() {
+    fuzz("pairs", PAIRS_DICT, pairs_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 8: retry backoff, Retry-After and timestamps
 // ---------------------------------------------------------------------------------------------
 
 fn words(bytes: &[u8]) -> Vec<u64> {
@@ -1432,6 +1738,84 @@ fn json_string_of(len: usize) -> Vec<u8> {
     s
 }
 
+/// Records as filters encode them: a POST with JSON bodies (the response gzipped), a bare GET
+/// without a response, and one with omitted bodies, extreme numbers and many headers.
+fn sample_records() -> [Record; 3] {
+    use moesif_core::body::Body;
+    let json = br#"{"id":42,"name":"Ada","tags":["a","b"],"price":12.5,"ok":true,"next":null}"#;
+    use moesif_core::record::Response;
+    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let post = Record {
+        start_ns: 1_730_263_542_914_999_999,
+        duration_ns: 2_500_000,
+        method: "POST".into(),
+        scheme: "https".into(),
+        authority: "api.acme.com".into(),
+        path: "/items?page=2&q=%C3%A9".into(),
+        request_headers: h(&[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+            ("x-user-id", "u-123"),
+            ("user-agent", "curl/8.5.0"),
+        ]),
+        request_body: Body::Captured(json.to_vec()),
+        source_address: "10.0.0.1:5555".into(),
+        response: Some(Response {
+            status: 201,
+            headers: h(&[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ]),
+            body: Body::Captured(gzip(br#"{"created":true}"#)),
+        }),
+        upstream_address: "127.0.0.1:8080".into(),
+        route_name: "api".into(),
+        cluster_name: "sample_upstream".into(),
+        user_id: Some("u-123".into()),
+        company_id: Some("c-9".into()),
+    };
+    let get = Record {
+        start_ns: 0,
+        duration_ns: 0,
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: "localhost:10000".into(),
+        path: "/".into(),
+        request_headers: vec![],
+        request_body: Body::Empty,
+        source_address: "[::1]:40000".into(),
+        response: None,
+        upstream_address: String::new(),
+        route_name: String::new(),
+        cluster_name: String::new(),
+        user_id: None,
+        company_id: None,
+    };
+    let omitted = Record {
+        start_ns: -1,
+        duration_ns: i64::MIN,
+        method: "PUT".into(),
+        path: "x".repeat(300),
+        request_headers: (0..20)
+            .map(|i| (format!("x-h{i}"), "v".repeat(i * 20)))
+            .collect(),
+        request_body: Body::Omitted(u64::MAX),
+        response: Some(Response {
+            status: 65535,
+            headers: vec![],
+            body: Body::Omitted(100_001),
+        }),
+        user_id: Some(String::new()),
+        ..Record::default()
+    };
+    [post, get, omitted]
+}
+
 /// Writes the binary seeds (`gen-*.bin`) into `fuzz/corpus`. The text seeds are written by
 /// hand. Run with `cargo test -p moesif-core --test fuzz -- --ignored write_generated_seeds`.
 #[test]
@@ -1568,77 +1952,7 @@ fn write_generated_seeds() {
     }
 
     // Records, as filters encode them.
-    use moesif_core::body::Body;
-    use moesif_core::record::Response;
-    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    };
-    let post = Record {
-        start_ns: 1_730_263_542_914_999_999,
-        duration_ns: 2_500_000,
-        method: "POST".into(),
-        scheme: "https".into(),
-        authority: "api.acme.com".into(),
-        path: "/items?page=2&q=%C3%A9".into(),
-        request_headers: h(&[
-            ("content-type", "application/json"),
-            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
-            ("x-user-id", "u-123"),
-            ("user-agent", "curl/8.5.0"),
-        ]),
-        request_body: Body::Captured(json.to_vec()),
-        source_address: "10.0.0.1:5555".into(),
-        response: Some(Response {
-            status: 201,
-            headers: h(&[
-                ("content-type", "application/json"),
-                ("content-encoding", "gzip"),
-            ]),
-            body: Body::Captured(gzip(br#"{"created":true}"#)),
-        }),
-        upstream_address: "127.0.0.1:8080".into(),
-        route_name: "api".into(),
-        cluster_name: "sample_upstream".into(),
-        user_id: Some("u-123".into()),
-        company_id: Some("c-9".into()),
-    };
-    let get = Record {
-        start_ns: 0,
-        duration_ns: 0,
-        method: "GET".into(),
-        scheme: "http".into(),
-        authority: "localhost:10000".into(),
-        path: "/".into(),
-        request_headers: vec![],
-        request_body: Body::Empty,
-        source_address: "[::1]:40000".into(),
-        response: None,
-        upstream_address: String::new(),
-        route_name: String::new(),
-        cluster_name: String::new(),
-        user_id: None,
-        company_id: None,
-    };
-    let omitted = Record {
-        start_ns: -1,
-        duration_ns: i64::MIN,
-        method: "PUT".into(),
-        path: "x".repeat(300),
-        request_headers: (0..20)
-            .map(|i| (format!("x-h{i}"), "v".repeat(i * 20)))
-            .collect(),
-        request_body: Body::Omitted(u64::MAX),
-        response: Some(Response {
-            status: 65535,
-            headers: vec![],
-            body: Body::Omitted(100_001),
-        }),
-        user_id: Some(String::new()),
-        ..Record::default()
-    };
+    let [post, get, omitted] = sample_records();
     write("record", "gen-post.bin", &post.encode().unwrap());
     write("record", "gen-get-no-response.bin", &get.encode().unwrap());
     write("record", "gen-omitted-wide.bin", &omitted.encode().unwrap());
@@ -1647,6 +1961,100 @@ fn write_generated_seeds() {
         rec.encode_into(&mut message).unwrap();
     }
     write("record", "gen-three-records.bin", &message);
+
+    // Queue blocks, as the forwarder writes them, and blocks whose header does not match.
+    let block = |records: &[&Record]| {
+        let mut f = Forwarder::new(16_000_000);
+        for rec in records {
+            assert_eq!(f.push(rec).unwrap(), None);
+        }
+        f.take().unwrap().bytes
+    };
+    let three = block(&[&get, &post, &omitted]);
+    write("block", "gen-three.bin", &three);
+    write(
+        "block",
+        "gen-one-default.bin",
+        &block(&[&Record::default()]),
+    );
+    let small = Record {
+        method: "GET".into(),
+        authority: "a".into(),
+        path: "/".into(),
+        ..Record::default()
+    };
+    let full = forward_all(&vec![small; 64], 16_000_000);
+    assert_eq!(full.len(), 1);
+    write("block", "gen-full-64.bin", &full[0].bytes);
+    let with_header = |bytes: &[u8], format: u8, count: u32| {
+        let mut b = bytes.to_vec();
+        b[1] = format;
+        b[2..BLOCK_HEADER].copy_from_slice(&count.to_le_bytes());
+        b
+    };
+    write(
+        "block",
+        "gen-unknown-format.bin",
+        &with_header(&three, 0xfe, 3),
+    );
+    write(
+        "block",
+        "gen-declares-more.bin",
+        &with_header(&three, three[1], 5),
+    );
+    write(
+        "block",
+        "gen-declares-fewer.bin",
+        &with_header(&three, three[1], 1),
+    );
+    write(
+        "block",
+        "gen-declares-u32-max.bin",
+        &with_header(&three, three[1], u32::MAX),
+    );
+    write("block", "gen-truncated.bin", &three[..three.len() - 40]);
+
+    // Header maps, as the host serializes them.
+    let request: &[(&[u8], &[u8])] = &[
+        (b":authority", b"api.acme.com"),
+        (b":path", b"/items?page=2"),
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b"content-type", b"application/json"),
+        (b"x-forwarded-for", b"203.0.113.7, 10.0.0.1"),
+        (b"user-agent", b"curl/8.5.0"),
+    ];
+    let encoded = pairs::encode(request);
+    write("pairs", "gen-request.bin", &encoded);
+    write("pairs", "gen-truncated.bin", &encoded[..encoded.len() - 20]);
+    write(
+        "pairs",
+        "gen-response.bin",
+        &pairs::encode(&[
+            (b":status", b"503"),
+            (b"retry-after", b"120"),
+            (b"content-encoding", b"gzip"),
+        ]),
+    );
+    write("pairs", "gen-empty.bin", &pairs::encode(&[]));
+    write(
+        "pairs",
+        "gen-non-utf8.bin",
+        &pairs::encode(&[
+            (b"retry-after", b"\xff\xfe1"),
+            (b"x-\xc3", b""),
+            (b"x-surrogate", b"\xed\xa0\x80"),
+            (b"x-cut", b"\xf0\x9f\x98"),
+        ]),
+    );
+    write(
+        "pairs",
+        "gen-nul-and-empty.bin",
+        &pairs::encode(&[(b"", b""), (b"x-nul", b"a\x00b"), (b"\x00", b"\x00\x00")]),
+    );
+    let mut lying = pairs::encode(&[(b"a", b"1")]);
+    lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    write("pairs", "gen-count-u32-max.bin", &lying);
 
     // Backoff settings, seeds, failures, timestamps.
     let le = |ws: &[u64]| ws.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
