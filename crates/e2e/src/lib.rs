@@ -67,3 +67,15 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn test_build_wasm_path() -> PathBuf {
     root().join("target/test-build/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }
+
+/// The do-nothing proxy-wasm filter of crates/empty-filter (by `cargo xtask build`): what
+/// Envoy's wasm runtime alone costs, the floor that benchmarks and tests compare the plugin to.
+pub fn empty_filter_wasm_path() -> PathBuf {
+    root().join("target/wasm32-wasip1/release/empty_filter.wasm")
+}
+
+/// The empty filter with the `tick` feature (by `cargo xtask build`): its root ticks every
+/// 100 ms until retired, doing nothing; the floor of a plugin with periodic work.
+pub fn empty_filter_tick_wasm_path() -> PathBuf {
+    root().join("target/empty-filter-tick/wasm32-wasip1/release/empty_filter.wasm")
+}

@@ -1,6 +1,11 @@
 //! The cheapest possible proxy-wasm HTTP filter: every callback keeps the SDK's default
 //! (continue, no host call). `cargo xtask bench` runs it as config (e) to show what Envoy's
 //! wasm runtime costs before a plugin does any work.
+//!
+//! With the `tick` feature (a separate build, `e2e::empty_filter_tick_wasm_path()`), its root
+//! also ticks every 100 ms, doing nothing, and stops ticking when retired, as a plugin with
+//! periodic work should: the floor of such a plugin in the reload memory test. Envoy keeps the
+//! timer of every root that ever ticked, retired or not, so each reload costs it more.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -11,9 +16,24 @@ proxy_wasm::main! {{
 
 struct EmptyRoot;
 
+#[cfg(not(feature = "tick"))]
 impl Context for EmptyRoot {}
 
+#[cfg(feature = "tick")]
+impl Context for EmptyRoot {
+    fn on_done(&mut self) -> bool {
+        let _ = proxy_wasm::hostcalls::set_tick_period(std::time::Duration::ZERO);
+        true
+    }
+}
+
 impl RootContext for EmptyRoot {
+    #[cfg(feature = "tick")]
+    fn on_configure(&mut self, _: usize) -> bool {
+        let _ = proxy_wasm::hostcalls::set_tick_period(std::time::Duration::from_millis(100));
+        true
+    }
+
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(EmptyFilter))
     }

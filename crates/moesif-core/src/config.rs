@@ -52,6 +52,10 @@ pub struct Config {
     /// after start, to exercise the filters' fallback.
     #[cfg(feature = "test-faults")]
     pub test_crash_after_ms: Option<u64>,
+    /// Test builds only (cargo feature `test-faults`): a request carrying this header makes the
+    /// filter panic in `on_http_request_headers`, to exercise the `failure_policy`.
+    #[cfg(feature = "test-faults")]
+    pub test_panic_header: Option<String>,
 }
 
 impl Default for Config {
@@ -76,12 +80,14 @@ impl Default for Config {
             retry_backoff_max_ms: 60_000,
             #[cfg(feature = "test-faults")]
             test_crash_after_ms: None,
+            #[cfg(feature = "test-faults")]
+            test_panic_header: None,
         }
     }
 }
 
 /// Every key [`Config`] understands; anything else is reported as a warning.
-const KNOWN_KEYS: &[&str] = &[
+pub const KNOWN_KEYS: &[&str] = &[
     "moesif_application_id",
     "user_id_header",
     "company_id_header",
@@ -101,6 +107,8 @@ const KNOWN_KEYS: &[&str] = &[
     "retry_backoff_max_ms",
     #[cfg(feature = "test-faults")]
     "test_crash_after_ms",
+    #[cfg(feature = "test-faults")]
+    "test_panic_header",
 ];
 
 /// Why a configuration was rejected; always names the offending key.
@@ -225,6 +233,14 @@ impl Config {
                 return Err(err(key, "must not be empty when set"));
             }
         }
+        #[cfg(feature = "test-faults")]
+        if self
+            .test_panic_header
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            return Err(err("test_panic_header", "must not be empty when set"));
+        }
         Ok(())
     }
 
@@ -315,6 +331,29 @@ mod tests {
     fn unknown_keys_are_warnings() {
         let p = Config::parse(br#"{"moesif_application_id":"a","sampel_rate":5}"#).unwrap();
         assert_eq!(p.warnings, vec!["unknown config key `sampel_rate` ignored"]);
+    }
+
+    #[test]
+    fn test_fault_keys_are_accepted_only_by_test_builds() {
+        let json = br#"{"moesif_application_id":"a","test_crash_after_ms":5,"test_panic_header":"x-panic"}"#;
+        let p = Config::parse(json).unwrap();
+        #[cfg(not(feature = "test-faults"))]
+        assert_eq!(
+            p.warnings,
+            vec![
+                "unknown config key `test_crash_after_ms` ignored",
+                "unknown config key `test_panic_header` ignored"
+            ]
+        );
+        #[cfg(feature = "test-faults")]
+        {
+            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+            assert_eq!(p.config.test_crash_after_ms, Some(5));
+            assert_eq!(p.config.test_panic_header.as_deref(), Some("x-panic"));
+            let e = Config::parse(br#"{"moesif_application_id":"a","test_panic_header":" "}"#)
+                .unwrap_err();
+            assert_eq!(e.key, "test_panic_header");
+        }
     }
 
     #[test]

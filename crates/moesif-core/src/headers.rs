@@ -122,7 +122,7 @@ impl<S: AsRef<str>> Serialize for HeaderMap<'_, S> {
 }
 
 /// Headers that proxies and CDNs use to carry the original client address, most trusted first.
-const CLIENT_IP_HEADERS: &[&str] = &[
+pub const CLIENT_IP_HEADERS: &[&str] = &[
     "x-client-ip",
     "x-forwarded-for",
     "cf-connecting-ip",

@@ -4,7 +4,7 @@
 //! [`is_valid`], which decides whether a captured body can be embedded in the batch as JSON.
 
 /// Appends `s` as a JSON string literal.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     write_str_contents(out, s);
     out.push(b'"');
@@ -13,7 +13,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
 /// Appends `s` escaped for the inside of a JSON string literal, so several pieces can make up
 /// one literal. Like `serde_json`: `"`, `\` and control characters are escaped, the short forms
 /// (`\n`, ...) where JSON has them; everything else, DEL and non-ASCII included, is copied.
-pub(crate) fn write_str_contents(out: &mut Vec<u8>, s: &str) {
+pub fn write_str_contents(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Header values, paths and ids almost never need escaping: copy them in one go.
     if !any_needs_escape(bytes) {
@@ -73,7 +73,7 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
 /// half of serde_json's limit: room for the envelope to grow and for a stricter parser
 /// downstream, far above what real API bodies nest (a few levels, rarely 20). The kinds of 64
 /// open containers also fit in one `u64`, so the check needs no allocation.
-pub(crate) const MAX_DEPTH: u32 = 64;
+pub const MAX_DEPTH: u32 = 64;
 // `is_valid` keeps the open containers' kinds as the bits of a `u64`.
 const _: () = assert!(MAX_DEPTH <= u64::BITS);
 
@@ -97,7 +97,7 @@ const _: () = assert!(MAX_DEPTH <= u64::BITS);
 /// or recursing. The helpers take the position to start at and return the position after what
 /// they read, `None` if it is not valid there. They are `#[inline(always)]` because the release
 /// profile's `opt-level = "s"` leaves them as calls, which made the whole check a third slower.
-pub(crate) fn is_valid(text: &[u8]) -> bool {
+pub fn is_valid(text: &[u8]) -> bool {
     is_valid_at(text).is_some()
 }
 
@@ -317,6 +317,33 @@ fn key_end(text: &[u8], i: usize) -> Option<usize> {
     (text.get(i) == Some(&b':')).then_some(i + 1)
 }
 
+#[cfg(any(test, feature = "testing"))]
+/// How deeply arrays and objects nest in `text` (valid JSON): brackets outside strings.
+pub fn nesting(text: &str) -> u32 {
+    let (mut depth, mut most, mut in_string, mut escaped) = (0u32, 0, false, false);
+    for b in text.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'[' | b'{' => {
+                depth += 1;
+                most = most.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
+}
+
+#[cfg(any(test, feature = "testing"))]
+/// What `is_valid` promises: serde_json's `Value` takes it, nested at most `MAX_DEPTH`.
+pub fn serde_says_valid(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok() && nesting(text) <= MAX_DEPTH
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,31 +398,6 @@ mod tests {
                 bytes.iter().any(|&b| needs_escape(b))
             );
         }
-    }
-
-    /// How deeply arrays and objects nest in `text` (valid JSON): brackets outside strings.
-    fn nesting(text: &str) -> u32 {
-        let (mut depth, mut most, mut in_string, mut escaped) = (0u32, 0, false, false);
-        for b in text.bytes() {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' if in_string => escaped = true,
-                b'"' => in_string = !in_string,
-                _ if in_string => {}
-                b'[' | b'{' => {
-                    depth += 1;
-                    most = most.max(depth);
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        most
-    }
-
-    /// What `is_valid` promises: serde_json's `Value` takes it, nested at most `MAX_DEPTH`.
-    fn serde_says_valid(text: &str) -> bool {
-        serde_json::from_str::<serde_json::Value>(text).is_ok() && nesting(text) <= MAX_DEPTH
     }
 
     /// `text` where a body goes in a batch: 3 levels deep.

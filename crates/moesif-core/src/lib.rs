@@ -8,6 +8,10 @@ pub mod event;
 pub mod forward;
 pub mod headers;
 pub mod ids;
+// Public only to the tests, fuzz targets and benchmarks (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod json;
+#[cfg(not(feature = "testing"))]
 mod json;
 pub mod liveness;
 pub mod pairs;

@@ -16,15 +16,13 @@
     clippy::indexing_slicing
 )]
 
-// `json` is private to the crate; the fuzzer compiles the same file to reach `is_valid` and the
-// string escaping directly. (Its unit tests come along and run here too; they are quick.)
-#[path = "../src/json.rs"]
-mod json;
-
 use moesif_core::body::{json_text, write_base64_str};
 use moesif_core::config::Config;
 use moesif_core::forward::{open, Block, Forwarder, Unreadable, READS};
-use moesif_core::headers::{client_ip, find, parse_ip, take_request_line, take_status, HeaderMap};
+use moesif_core::headers::{
+    client_ip, find, parse_ip, take_request_line, take_status, HeaderMap, CLIENT_IP_HEADERS,
+};
+use moesif_core::json;
 use moesif_core::pairs;
 use moesif_core::record::{Record, RecordRef};
 use moesif_core::retry::{classify, parse_retry_after, Backoff, Verdict};
@@ -416,27 +414,7 @@ impl<'a> Mutator<'a> {
 // ---------------------------------------------------------------------------------------------
 
 /// The keys of the README's configuration table.
-const CONFIG_KEYS: &[&str] = &[
-    "moesif_application_id",
-    "user_id_header",
-    "company_id_header",
-    "batch_max_size",
-    "batch_max_wait",
-    "upstream",
-    "base_uri",
-    "debug",
-    "connection_timeout",
-    "max_body_size",
-    "queue_name",
-    "queue_vm_id",
-    "max_buffer_bytes",
-    "max_in_flight",
-    "max_queue_bytes",
-    "retry_backoff_initial_ms",
-    "retry_backoff_max_ms",
-    #[cfg(feature = "test-faults")]
-    "test_crash_after_ms",
-];
+const CONFIG_KEYS: &[&str] = moesif_core::config::KNOWN_KEYS;
 
 const CONFIG_DICT: &[&[u8]] = &[
     b"\"moesif_application_id\":",
@@ -781,7 +759,7 @@ fn split_body_input(input: &[u8]) -> (Option<String>, Option<String>, &[u8]) {
 /// What `json_text` is documented to do, written independently: JSON content type, then the
 /// body undone from its gzip (every member) or deflate (zlib) encoding when the whole body is
 /// such a stream and inflates to at most `MAX_INFLATED` bytes, else as received; trimmed text
-/// that is [`embeddable`]. Returns the text and whether it was inflated.
+/// that is [`json::serde_says_valid`]. Returns the text and whether it was inflated.
 fn expected_json_text(
     body: &[u8],
     content_type: Option<&str>,
@@ -794,7 +772,7 @@ fn expected_json_text(
     let was_inflated = inflated.is_some();
     let bytes = inflated.unwrap_or_else(|| body.to_vec());
     let text = std::str::from_utf8(&bytes).ok()?.trim();
-    embeddable(text).then(|| (text.to_owned(), was_inflated))
+    json::serde_says_valid(text).then(|| (text.to_owned(), was_inflated))
 }
 
 fn reference_inflate(body: &[u8], encoding: &str) -> Option<Vec<u8>> {
@@ -839,7 +817,7 @@ fn body_target(input: &[u8]) {
             Cow::Borrowed(t) => assert!(t.len() <= body.len()),
         }
         assert_eq!(text.trim(), &**text);
-        assert!(embeddable(text), "{text}");
+        assert!(json::serde_says_valid(text), "{text}");
     }
     let expected = expected_json_text(body, ct, ce);
     assert_eq!(
@@ -945,32 +923,6 @@ const JSON_DICT: &[&[u8]] = &[
     b"\xed\xa0\x80",
 ];
 
-/// How deeply arrays and objects nest in `text` (valid JSON): brackets counted outside strings.
-fn nesting(text: &str) -> u32 {
-    let (mut depth, mut most, mut in_string, mut escaped) = (0u32, 0, false, false);
-    for b in text.bytes() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if in_string => escaped = true,
-            b'"' => in_string = !in_string,
-            _ if in_string => {}
-            b'[' | b'{' => {
-                depth += 1;
-                most = most.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    most
-}
-
-/// What `json::is_valid` is documented to accept: what serde_json parses as a `Value` (as the
-/// collector parses a batch), nested at most `json::MAX_DEPTH` levels.
-fn embeddable(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text).is_ok() && nesting(text) <= json::MAX_DEPTH
-}
-
 /// Whether a batch with `body` where an event's request body goes (3 levels deep) parses.
 fn batch_parses(body: &str) -> bool {
     let batch = format!(r#"[{{"request":{{"verb":"POST","body":{body}}}}},{{"request":{{}}}}]"#);
@@ -995,13 +947,13 @@ fn json_target(bytes: &[u8]) {
                 assert!(serde_json::from_str::<&RawValue>(text).is_ok());
             } else if value.is_ok() {
                 // Refused though Value takes it: only ever for the stricter nesting limit.
-                let depth = nesting(text);
+                let depth = json::nesting(text);
                 assert!(
                     depth > json::MAX_DEPTH,
                     "is_valid refuses what serde_json Value takes, nested only {depth} deep"
                 );
             }
-            assert_eq!(ours, embeddable(text));
+            assert_eq!(ours, json::serde_says_valid(text));
             // As a body: trimmed, then the same verdict.
             let shown = json_text(bytes, Some("application/json"), None);
             assert_eq!(shown.is_some(), json::is_valid(text.trim().as_bytes()));
@@ -1180,19 +1132,7 @@ fn check_headers(peer: &str, headers: &[(String, String)]) {
     if let Some(ip) = &ip {
         assert!(ip.parse::<IpAddr>().is_ok(), "{ip}");
     }
-    let forwarding = [
-        "x-client-ip",
-        "x-forwarded-for",
-        "cf-connecting-ip",
-        "fastly-client-ip",
-        "true-client-ip",
-        "x-real-ip",
-        "x-cluster-client-ip",
-        "x-forwarded",
-        "forwarded-for",
-        "forwarded",
-    ];
-    if forwarding.iter().all(|h| find(headers, h).is_none()) {
+    if CLIENT_IP_HEADERS.iter().all(|h| find(headers, h).is_none()) {
         assert_eq!(ip, parse_ip(peer).map(|ip| ip.to_string()));
     }
     if ip.is_none() {

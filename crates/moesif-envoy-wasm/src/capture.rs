@@ -40,6 +40,17 @@ impl HttpContext for Capture {
         let mut headers = host::header_map(Map::Request);
         let line = take_request_line(&mut headers);
         let config = &self.shared.config;
+        #[cfg(feature = "test-faults")]
+        if let Some(name) = config.test_panic_header.as_deref() {
+            if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                // A panic mid-request, like a real bug would cause: the hook must log it before
+                // the VM dies, and the config's failure_policy decides what Envoy does next.
+                #[allow(clippy::panic)]
+                {
+                    panic!("test fault: request carried test_panic_header `{name}`");
+                }
+            }
+        }
         let lookup = |name: &Option<String>| {
             name.as_deref()
                 .and_then(|n| find(&headers, n))

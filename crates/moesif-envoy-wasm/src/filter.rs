@@ -9,6 +9,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 
+/// A retired root's timer would otherwise fire every 100 ms for the life of the VM: Envoy 1.40
+/// keeps it after the root is gone, and every config reload would add one.
+fn stop_ticking() {
+    host::set_tick_period_ms(0);
+}
+
 #[derive(Default)]
 pub struct FilterRoot {
     shared: Option<Rc<Shared>>,
@@ -33,8 +39,10 @@ impl Context for FilterRoot {
             log::warn!(
                 "moesif: filter stopping with {unsent} events not yet delivered; they are delivered if only this config is being replaced, lost if Envoy is exiting (drain first)"
             );
+            return false;
         }
-        unsent == 0
+        stop_ticking();
+        true
     }
 }
 
@@ -59,6 +67,7 @@ impl RootContext for FilterRoot {
         if let Some(shared) = &self.shared {
             let unsent = shared.tick();
             if shared.is_closing() && unsent == 0 {
+                stop_ticking();
                 host::done();
             }
         }

@@ -145,16 +145,11 @@ fn configs(args: &Args) -> Vec<Config> {
         name: "(e) empty wasm filter (floor)".into(),
         opts: Options::new(Mode::Fallback)
             .filter("{}")
-            .filter_plugin(empty_filter_wasm(), ""),
+            .filter_plugin(e2e::empty_filter_wasm_path(), ""),
         ours: false,
         captures: false,
     });
     v
-}
-
-/// The do-nothing filter of crates/empty-filter: what Envoy's wasm runtime alone costs.
-fn empty_filter_wasm() -> PathBuf {
-    e2e::root().join("target/wasm32-wasip1/release/empty_filter.wasm")
 }
 
 /// The measurements of one (config, workload, round).
@@ -195,14 +190,6 @@ pub fn run(args: &[String]) {
             "3",
         ]));
     }
-    crate::run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--package",
-        "empty-filter",
-        "--target",
-        "wasm32-wasip1",
-    ]));
     let dir = e2e::scratch("bench");
     let upstream = start_upstream(&dir);
     // Count-only: the collector shares these 2 cores with Envoy, so it must cost little.

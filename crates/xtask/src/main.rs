@@ -145,24 +145,41 @@ fn apt_install(packages: &[&str]) {
         .env("DEBIAN_FRONTEND", "noninteractive"));
 }
 
-/// The plugin (.wasm, release) and the collector/upstream tools (release, they serve benchmarks).
-fn build() {
-    let wasm_release = [
+/// `cargo build` of a .wasm package in release, for every wasm build xtask makes.
+fn wasm_release(package: &str) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args([
         "build",
         "--release",
-        "--package",
-        "moesif-envoy-wasm",
         "--target",
         "wasm32-wasip1",
-    ];
-    run(Command::new("cargo").args(wasm_release));
+        "--package",
+        package,
+    ]);
+    cmd
+}
+
+/// The plugin (.wasm, release), the empty filter (the bench's floor) and its ticking build (the
+/// reload memory test's floor), and the collector/upstream tools (release, they serve
+/// benchmarks).
+fn build() {
+    run(&mut wasm_release("moesif-envoy-wasm"));
     // Test-only build: the crash switch, and queue block format 2 (reads 1 and 2) for rollout
     // tests of mixed builds. Its own target dir keeps it apart from the release.
-    run(Command::new("cargo").args(wasm_release).args([
+    run(wasm_release("moesif-envoy-wasm").args([
         "--features",
         "test-faults,test-format-next",
         "--target-dir",
         "target/test-build",
+    ]));
+    // Own invocations, so that they cannot change the plugin's dependency features; the ticking
+    // one (the reload memory test's floor) in its own target dir.
+    run(&mut wasm_release("empty-filter"));
+    run(wasm_release("empty-filter").args([
+        "--features",
+        "tick",
+        "--target-dir",
+        "target/empty-filter-tick",
     ]));
     run(Command::new("cargo").args(["build", "--release", "--package", "collector"]));
     let wasm = e2e::wasm_path();
