@@ -68,9 +68,4 @@ impl Occupancy {
             self.release(0);
         }
     }
-
-    /// The shipper starts from an empty queue.
-    pub fn reset(&self) {
-        let _ = host::set_shared_data(&self.key, &0u64.to_le_bytes(), None);
-    }
 }

@@ -86,9 +86,9 @@ impl RootContext for ShipperRoot {
         }
         let now = host::now_ms();
         self.heartbeat_key = liveness::key(&config.queue_name);
-        let occupancy = Occupancy::new(&config.queue_name);
-        occupancy.reset();
-        self.occupancy = Some(occupancy);
+        // No reset of the count: it starts at 0 with the process, and a queue this root takes
+        // over (same vm_id and name) keeps its records, whose bytes are still reserved in it.
+        self.occupancy = Some(Occupancy::new(&config.queue_name));
         self.beat(now);
         #[cfg(feature = "test-faults")]
         {

@@ -26,6 +26,8 @@ pub const SMOKE_TESTS: &[&str] = &[
     "collector_down_for_10s_under_load_loses_nothing_and_memory_stays_bounded",
     // hostile collector answers (tests/hostile_collector.rs)
     "hostile_collector_answers_kill_nothing_and_lose_nothing",
+    // a panicking filter under FAIL_OPEN (tests/failure_policy.rs)
+    "fail_open_filter_panic_fails_only_the_requests_inside_the_dying_vm",
 ];
 
 /// The venv that holds Envoy `version`: `.venv/` for [`DEFAULT`], `.venv/envoy-<version>/`
