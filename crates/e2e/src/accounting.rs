@@ -58,6 +58,19 @@ pub fn idle(s: &Stats) -> bool {
         && queued(s) == 0
 }
 
+/// A `done` condition for [`settle_until`]: nothing was sent for `quiet`. For tests where
+/// something is stranded for good (a dead VM's last gauges), so "idle" never comes.
+pub fn sent_quiet_for(quiet: Duration) -> impl Fn(&Stats) -> bool {
+    let last = std::cell::Cell::new((0, Instant::now()));
+    move |s| {
+        let sent = get(s, "moesif_events_sent");
+        if sent != last.get().0 {
+            last.set((sent, Instant::now()));
+        }
+        last.get().1.elapsed() > quiet
+    }
+}
+
 /// What `captured` must equal once delivery has settled.
 pub enum Expect {
     /// Envoy's own count of requests on the ingress listener (every request it parsed).

@@ -10,6 +10,7 @@
 )]
 
 pub mod accounting;
+pub mod bootstrap;
 pub mod client;
 pub mod envoy;
 pub mod load;

@@ -217,21 +217,17 @@ fn crashed_singleton_filters_fall_back_and_loss_is_bounded_and_counted() {
     let rate = stack.envoy.completed() as f64 / t0.elapsed().as_secs_f64();
     // The dead shipper's last gauges stay published: what it held is stranded with it.
     // Settled once the fallback has taken over and nothing was sent for 2 s (2 batch waits).
-    let last_sent = std::cell::Cell::new((0, Instant::now()));
+    let quiet = accounting::sent_quiet_for(Duration::from_secs(2));
     let s = accounting::settle_until(
         &stack.envoy,
         Duration::from_secs(30),
         Expect::Completed,
         |s| {
-            let sent = s["moesif_events_sent"];
-            if sent != last_sent.get().0 {
-                last_sent.set((sent, Instant::now()));
-            }
-            stack
-                .envoy
-                .log_text()
-                .contains("this worker ships its own events")
-                && last_sent.get().1.elapsed() > Duration::from_secs(2)
+            quiet(s)
+                && stack
+                    .envoy
+                    .log_text()
+                    .contains("this worker ships its own events")
         },
     );
     let completed = stack.envoy.completed();

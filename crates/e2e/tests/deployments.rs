@@ -4,6 +4,7 @@
 //! example manifests, which the Istio and Gloo configs here are built from.
 
 use e2e::accounting;
+use e2e::bootstrap::{ecds_filter, singleton, write_ecds};
 use e2e::client::Client;
 use e2e::envoy::{self, Envoy};
 use e2e::process::wait_for;
@@ -148,81 +149,20 @@ fn base(name: &str) -> Base {
     }
 }
 
-fn cluster(name: &str, port: u16) -> Value {
-    json!({
-        "name": name, "type": "STATIC", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
-            {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}
-    })
-}
-
-fn router() -> Value {
-    json!({"name": "envoy.filters.http.router",
-           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
-}
-
-/// A bootstrap with one listener (`stat_prefix: ingress_http`) whose filters are `filter` and
-/// the router, the sample upstream, and the collector as `collector_cluster`.
+/// The shared bootstrap builder, on this test's upstream and collector.
 fn bootstrap(b: &Base, filter: Value, collector_cluster: &str, extensions: Option<Value>) -> Value {
-    let mut v = json!({
-        // Istio names every proxy; ECDS subscriptions require it.
-        "node": {"id": "router~10.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local",
-                 "cluster": "istio-ingressgateway.istio-system"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "ingress_http",
-                        "route_config": {"virtual_hosts": [{"name": "api", "domains": ["*"],
-                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "sample_upstream"}}]}]},
-                        "http_filters": [filter, router()]
-                    }
-                }]}]
-            }],
-            "clusters": [cluster("sample_upstream", b.upstream_port), cluster(collector_cluster, b.collector.port)]
-        }
-    });
-    if let Some(ext) = extensions {
-        v["bootstrap_extensions"] = ext;
-    }
-    v
+    e2e::bootstrap::bootstrap(
+        filter,
+        b.upstream_port,
+        collector_cluster,
+        b.collector.port,
+        extensions,
+    )
 }
 
 /// The ECDS resource Istio sends for the WasmPlugin `istio-system/moesif`.
 fn write_istio_ecds(path: &Path, version: u32, plugin_config: &Value) {
-    write_istio_ecds_running(path, version, plugin_config, &e2e::wasm_path());
-}
-
-/// The same, with the filter running `wasm` (a rollout of another build).
-fn write_istio_ecds_running(path: &Path, version: u32, plugin_config: &Value, wasm: &Path) {
-    let resource = json!({
-        "version_info": version.to_string(),
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "istio-system.moesif",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": "istio-system.moesif",
-                    "root_id": "",
-                    "vm_config": {"vm_id": "", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": wasm}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": plugin_config.to_string()},
-                    "failure_policy": "FAIL_OPEN"
-                }
-            }
-        }]
-    });
-    // Envoy watches the file by move: write aside, then rename over it.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, resource.to_string()).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    write_ecds(path, version, &plugin_config.to_string(), &e2e::wasm_path());
 }
 
 fn start_istio_shape(
@@ -246,18 +186,11 @@ fn start_istio_shape_running(
     let dir = b.dir.join(sub);
     std::fs::create_dir_all(&dir).unwrap();
     let ecds = dir.join("ecds.json");
-    write_istio_ecds_running(&ecds, 1, plugin_config, filter);
-    let filter = json!({
-        "name": "istio-system.moesif",
-        "config_discovery": {
-            "config_source": {"path_config_source": {"path": ecds}, "resource_api_version": "V3"},
-            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
-        }
-    });
+    write_ecds(&ecds, 1, &plugin_config.to_string(), filter);
     let upstream = plugin_config["upstream"].as_str().unwrap();
     let config = bootstrap(
         b,
-        filter,
+        ecds_filter(&ecds),
         upstream,
         singleton.map(|w| istio_singleton_running(w)),
     );
@@ -333,20 +266,7 @@ fn gloo_shape_delivers_every_event_with_and_without_the_singleton() {
     let vm_id = "gloo-moesif";
     let (filter, cfg) = gloo_filter(vm_id);
     let upstream = cfg["upstream"].as_str().unwrap();
-    let shipper = json!([{
-        "name": "envoy.bootstrap.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
-            "singleton": true,
-            "config": {
-                "name": "moesif_shipper", "root_id": "moesif_shipper", "failure_policy": "FAIL_OPEN",
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                  "value": cfg.to_string()},
-                "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": e2e::wasm_path()}}}
-            }
-        }
-    }]);
+    let shipper = singleton(vm_id, &cfg.to_string(), &e2e::wasm_path());
     let with = envoy::start_json(
         &b.dir.join("with"),
         &bootstrap(&b, filter.clone(), upstream, Some(shipper)),
@@ -452,7 +372,7 @@ fn rollout(name: &str, singleton: &Path, from: &Path, to: &Path) -> (accounting:
         "function delay() return 5 end\n",
     );
     std::thread::sleep(Duration::from_secs(3));
-    write_istio_ecds_running(&ecds, 2, &cfg, to);
+    write_ecds(&ecds, 2, &cfg.to_string(), to);
     wrk.finish();
     let s = accounting::settle(&envoy, Duration::from_secs(30));
     let completed = envoy.completed();

@@ -302,18 +302,11 @@ fn fail_reload_never_brings_back_a_crashed_singleton() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(i > 100, "too few requests: {i}");
-    let last_sent = std::cell::Cell::new((0, Instant::now()));
     let s = accounting::settle_until(
         &stack.envoy,
         Duration::from_secs(30),
         Expect::Completed,
-        |s| {
-            let sent = s["moesif_events_sent"];
-            if sent != last_sent.get().0 {
-                last_sent.set((sent, Instant::now()));
-            }
-            last_sent.get().1.elapsed() > Duration::from_secs(2)
-        },
+        accounting::sent_quiet_for(Duration::from_secs(2)),
     );
     let log = stack.envoy.log_text();
     let crash = log

@@ -11,11 +11,9 @@
 //! and `tick_period_` are keyed by root context id and never erased), so ticking costs about
 //! 1.07 KB per reload here (three VMs) over a filter that does not tick; the plain empty filter
 //! is measured and printed too.
-//!
-//! The bootstrap and ECDS builders are minimal copies of those in tests/deployments.rs (to be
-//! shared later); they differ in that the plugin config is inline, not from the examples.
 
 use e2e::accounting;
+use e2e::bootstrap::{bootstrap, ecds_filter, singleton, write_ecds, ISTIO_FILTER};
 use e2e::client::Client;
 use e2e::envoy::{self, Envoy};
 use e2e::services::{start_collector, start_upstream};
@@ -36,7 +34,6 @@ const RELOADS: u32 = 200;
 /// defined its metrics per root: 3083 to 3124 B, i.e. +1.2 KB over the floor).
 const TOLERANCE: f64 = 256.0;
 
-const FILTER: &str = "istio-system.moesif";
 /// The collector's cluster, as Istio names the ServiceEntry's.
 const COLLECTOR_CLUSTER: &str = "outbound|443||api.moesif.net";
 
@@ -50,99 +47,6 @@ fn plugin_config(n: u32) -> String {
         "batch_max_wait": 1000 + n % 2,
     })
     .to_string()
-}
-
-/// The ECDS resource Istio sends for a WasmPlugin: vm_id "", root_id "", StringValue config.
-fn write_ecds(path: &Path, version: u32, wasm: &Path) {
-    let resource = json!({
-        "version_info": version.to_string(),
-        "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": FILTER,
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": FILTER,
-                    "root_id": "",
-                    "vm_config": {"vm_id": "", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": wasm}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": plugin_config(version)},
-                    "failure_policy": "FAIL_OPEN"
-                }
-            }
-        }]
-    });
-    // Envoy watches the file by move: write aside, then rename over it.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, resource.to_string()).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn cluster(name: &str, port: u16) -> Value {
-    json!({
-        "name": name, "type": "STATIC", "connect_timeout": "1s",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
-            {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}
-    })
-}
-
-/// The singleton shipper as examples/istio/bootstrap-override.yaml adds it.
-fn singleton(wasm: &Path) -> Value {
-    json!([{
-        "name": "envoy.bootstrap.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
-            "singleton": true,
-            "config": {
-                "name": "moesif_shipper", "root_id": "moesif_shipper", "failure_policy": "FAIL_OPEN",
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                  "value": plugin_config(0)},
-                "vm_config": {"vm_id": "", "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": wasm}}}
-            }
-        }
-    }])
-}
-
-/// Istio's shape: one listener whose filter comes over ECDS from `ecds`, then the router.
-fn bootstrap(ecds: &Path, upstream: u16, collector: u16, extensions: Option<Value>) -> Value {
-    let filter = json!({
-        "name": FILTER,
-        "config_discovery": {
-            "config_source": {"path_config_source": {"path": ecds}, "resource_api_version": "V3"},
-            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
-        }
-    });
-    let router = json!({"name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
-    let mut v = json!({
-        // Istio names every proxy; ECDS subscriptions require it.
-        "node": {"id": "router~10.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local",
-                 "cluster": "istio-ingressgateway.istio-system"},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ingress",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "ingress_http",
-                        "route_config": {"virtual_hosts": [{"name": "api", "domains": ["*"],
-                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "sample_upstream"}}]}]},
-                        "http_filters": [filter, router]
-                    }
-                }]}]
-            }],
-            "clusters": [cluster("sample_upstream", upstream), cluster(COLLECTOR_CLUSTER, collector)]
-        }
-    });
-    if let Some(ext) = extensions {
-        v["bootstrap_extensions"] = ext;
-    }
-    v
 }
 
 /// One Envoy in Istio's shape, and the ECDS file that drives its filter.
@@ -160,7 +64,7 @@ struct Shape {
 impl Shape {
     fn reloads(&self) -> u64 {
         self.envoy.server_stat(&format!(
-            "extension_config_discovery.http_filter.{FILTER}.config_reload"
+            "extension_config_discovery.http_filter.{ISTIO_FILTER}.config_reload"
         ))
     }
 
@@ -168,7 +72,12 @@ impl Shape {
     fn reload(&mut self) {
         self.version += 1;
         self.applied += 1;
-        write_ecds(&self.ecds, self.version, &self.wasm);
+        write_ecds(
+            &self.ecds,
+            self.version,
+            &plugin_config(self.version),
+            &self.wasm,
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.reloads() < self.applied {
             assert!(
@@ -211,9 +120,16 @@ impl Shape {
 fn start(dir: &Path, wasm: &Path, with_singleton: bool, upstream: u16, collector: u16) -> Shape {
     std::fs::create_dir_all(dir).unwrap();
     let ecds = dir.join("ecds.json");
-    write_ecds(&ecds, 1, wasm);
-    let extensions = with_singleton.then(|| singleton(wasm));
-    let envoy = envoy::start_json(dir, &bootstrap(&ecds, upstream, collector, extensions));
+    write_ecds(&ecds, 1, &plugin_config(1), wasm);
+    let extensions = with_singleton.then(|| singleton("", &plugin_config(0), wasm));
+    let config = bootstrap(
+        ecds_filter(&ecds),
+        upstream,
+        COLLECTOR_CLUSTER,
+        collector,
+        extensions,
+    );
+    let envoy = envoy::start_json(dir, &config);
     let mut shape = Shape {
         envoy,
         ecds,
