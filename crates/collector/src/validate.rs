@@ -2,8 +2,7 @@
 //! (see `MOESIF_API.md`) and says exactly which event and field was wrong. One bad event
 //! refuses the whole batch, as Moesif does.
 
-use std::io;
-
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Moesif's limit on one event, serialized.
@@ -29,18 +28,35 @@ const DIRECTIONS: [&str; 3] = ["Incoming", "Outgoing", "Internal"];
 /// Every event must pass every check below; the error names the event index and field,
 /// e.g. `event[2].request.time: missing`, and no event of the body is kept.
 pub fn parse_events(body: &[u8], batch: bool) -> Result<Vec<Value>, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
-    let events = match (batch, value) {
-        (true, Value::Array(events)) => events,
-        (true, _) => return Err("batch body must be a JSON array of events".to_owned()),
-        (false, event @ Value::Object(_)) => vec![event],
-        (false, _) => return Err("event body must be a JSON object".to_owned()),
+    let not_json = |e: serde_json::Error| format!("body is not valid JSON: {e}");
+    // Events as the raw text they arrived as: their size is what Moesif limits, measured
+    // without serializing them again (batches of large bodies are the collector's hot path).
+    let raw: Vec<&RawValue> = if batch {
+        match serde_json::from_slice(body) {
+            Ok(events) => events,
+            Err(e) => {
+                return Err(match serde_json::from_slice::<&RawValue>(body) {
+                    Ok(_) => "batch body must be a JSON array of events".to_owned(),
+                    Err(_) => not_json(e),
+                })
+            }
+        }
+    } else {
+        vec![serde_json::from_slice(body).map_err(not_json)?]
     };
-    for (index, event) in events.iter().enumerate() {
-        check_event(event).map_err(|reason| format!("event[{index}]{reason}"))?;
-    }
-    Ok(events)
+    raw.iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let event: Value = serde_json::from_str(raw.get()).map_err(not_json)?;
+            if !batch && !event.is_object() {
+                return Err("event body must be a JSON object".to_owned());
+            }
+            check_size(raw.get().len())
+                .and_then(|()| check_event(&event))
+                .map_err(|reason| format!("event[{index}]{reason}"))?;
+            Ok(event)
+        })
+        .collect()
 }
 
 /// Returns the offending path suffix and reason, e.g. `.request.uri: missing`.
@@ -51,8 +67,7 @@ fn check_event(value: &Value) -> Result<(), String> {
     if let Some(response) = object_field(event, "", "response")? {
         check_response(response)?;
     }
-    check_top_level(event)?;
-    check_size(value)
+    check_top_level(event)
 }
 
 /// `request` is required and describes the call as the client made it.
@@ -191,13 +206,10 @@ fn check_weight(event: &Map<String, Value>) -> Result<(), String> {
 }
 
 /// Moesif refuses any single event over 1 MB serialized.
-fn check_size(event: &Value) -> Result<(), String> {
-    let mut size = ByteCount(0);
-    serde_json::to_writer(&mut size, event).map_err(|e| format!(": cannot serialize: {e}"))?;
-    if size.0 > MAX_EVENT_BYTES {
+fn check_size(bytes: usize) -> Result<(), String> {
+    if bytes > MAX_EVENT_BYTES {
         Err(format!(
-            ": {} bytes serialized, over Moesif's 1 MB event limit",
-            size.0
+            ": {bytes} bytes serialized, over Moesif's 1 MB event limit"
         ))
     } else {
         Ok(())
@@ -278,20 +290,6 @@ fn is_base64(text: &str) -> bool {
         && data
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
-/// Counts what is written, to measure an event's serialized size without building it.
-struct ByteCount(usize);
-
-impl io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Accepts `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM|±HHMM]`, the forms the SDKs send (the Python
