@@ -1,7 +1,7 @@
 //! Upstream + collector + Envoy, started together for one test.
 
 use crate::envoy::{self, Envoy, Options};
-use crate::services::{start_collector, start_upstream, Collector, Upstream};
+use crate::services::{start_collector_with, start_upstream, Collector, Upstream};
 use std::path::PathBuf;
 
 pub struct Stack {
@@ -13,9 +13,14 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(name: &str, opts: &Options) -> Stack {
+        Stack::start_with_collector(name, opts, &[])
+    }
+
+    /// With the collector started with `flags` (e.g. `--count-only`).
+    pub fn start_with_collector(name: &str, opts: &Options, flags: &[&str]) -> Stack {
         let dir = crate::scratch(name);
         let upstream = start_upstream(&dir);
-        let collector = start_collector(&dir);
+        let collector = start_collector_with(&dir, flags);
         let envoy = envoy::start(
             &dir,
             &envoy::render_with(opts, upstream.port, collector.port),

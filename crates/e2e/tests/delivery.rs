@@ -281,8 +281,15 @@ fn graceful_drain_then_stop_loses_nothing() {
 #[test]
 fn a_shipper_that_cannot_keep_up_bounds_the_queue_and_workers_ship_the_overflow() {
     // 64 KB bodies as fast as wrk can go: far more than one main thread can JSON and gzip.
+    // The collector only counts (as in the bench): storing and validating 3 GB of JSON on the
+    // same 2 cores made it, not the plugin, the bottleneck, and the workers' buffers overflowed
+    // waiting for it. What it would refuse is checked by the other tests, on the same events.
     let filter = r#"{"moesif_application_id": "local-demo-app-id", "max_queue_bytes": 2000000}"#;
-    let stack = Stack::start("saturated", &Options::new(Mode::Singleton).filter(filter));
+    let stack = Stack::start_with_collector(
+        "saturated",
+        &Options::new(Mode::Singleton).filter(filter),
+        &["--count-only"],
+    );
     let rss_before = stack.envoy.rss_bytes();
     let mut rss_peak = 0;
     let wrk = e2e::load::start_script(&stack.dir, &stack.envoy.url("/bytes/65536"), 8, 8, "");
