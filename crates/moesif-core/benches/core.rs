@@ -5,7 +5,9 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use moesif_core::batch::Batcher;
 use moesif_core::body::{json_text, write_base64_str, Body};
+use moesif_core::config::Config;
 use moesif_core::event::{to_event_json, write_event_json};
+use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::{Record, RecordRef, Response};
 use uuid::Uuid;
 
@@ -47,12 +49,12 @@ fn post_record() -> Record {
                 ("x-envoy-upstream-service-time", "1"),
             ]),
             body: Body::Captured(json.into_bytes()),
+            trailers: Vec::new(),
         }),
         upstream_address: "10.1.2.4:8080".into(),
         route_name: "api".into(),
         cluster_name: "backend".into(),
-        user_id: Some("user-1234".into()),
-        company_id: None,
+        outbound: false,
     }
 }
 
@@ -87,10 +89,22 @@ fn get_record() -> Record {
 }
 
 /// What the shipper does with each record of a dequeued block: decode it (borrowing from the
-/// block) and append its event JSON to the batch.
+/// block) and append its event JSON to the batch, under the default policy (credentials
+/// masked, identity from the `authorization` header).
 fn ship(encoded: &[u8]) -> Vec<u8> {
+    thread_local! {
+        static POLICY: Compiled = Compiled::new(Policy::from_config(&Config::default()));
+    }
     let mut out = Vec::with_capacity(1024);
-    write_event_json(&RecordRef::decode(encoded).unwrap(), Uuid::nil(), &mut out).unwrap();
+    POLICY.with(|policy| {
+        write_event_json(
+            &RecordRef::decode(encoded).unwrap(),
+            Uuid::nil(),
+            policy,
+            &mut out,
+        )
+        .unwrap()
+    });
     out
 }
 

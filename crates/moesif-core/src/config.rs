@@ -48,6 +48,47 @@ pub struct Config {
     pub retry_backoff_initial_ms: u64,
     /// Longest retry delay in ms.
     pub retry_backoff_max_ms: u64,
+    /// Request header names (any case) whose values are replaced by a fixed marker, on top of
+    /// the credentials (see `mask_credentials`).
+    pub request_header_masks: Vec<String>,
+    /// Response header names (any case) whose values are replaced by a fixed marker, on top of
+    /// the credentials.
+    pub response_header_masks: Vec<String>,
+    /// JSON field names whose values are masked in request bodies, at any depth.
+    pub request_body_masks: Vec<String>,
+    /// JSON field names whose values are masked in response bodies, at any depth.
+    pub response_body_masks: Vec<String>,
+    /// Query parameter names whose values are masked in `request.uri`.
+    pub request_query_masks: Vec<String>,
+    /// Mask the credential headers (`authorization`, `proxy-authorization`, `cookie`,
+    /// `set-cookie`, `x-api-key`). On by default; `false` ships them in clear.
+    pub mask_credentials: bool,
+    /// Headers that may carry a token for identity (JWT or Basic), comma-separated, in order.
+    pub authorization_header_name: String,
+    /// JWT claim holding the user id; dots walk nested objects (`user.id`).
+    pub authorization_user_id_field: String,
+    /// JWT claim holding the company id; none by default.
+    pub authorization_company_id_field: Option<String>,
+    /// Request header whose value becomes the event's `session_token`.
+    pub session_token_header: Option<String>,
+    /// Request header whose value becomes `request.api_version`.
+    pub api_version_header: Option<String>,
+    /// Calls not to capture at all (health checks, metrics scrapes): a call matching any rule
+    /// is skipped. Decided at request headers.
+    pub skip: Vec<SkipRule>,
+    /// Capture no request bodies (no body host call at all).
+    pub disable_capture_request_body: bool,
+    /// Capture no response bodies (no body host call at all).
+    pub disable_capture_response_body: bool,
+    /// Bytes of each request body held for capture; `max_body_size` when not set.
+    pub request_max_body_size: Option<usize>,
+    /// Bytes of each response body held for capture; `max_body_size` when not set.
+    pub response_max_body_size: Option<usize>,
+    /// A JSON object merged into every event's `metadata`, beside the Envoy facts.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The event's `direction`: `auto` (Envoy's `listener_direction`: `Outgoing` on an
+    /// outbound listener, as an Istio sidecar's, else `Incoming`), `Incoming` or `Outgoing`.
+    pub direction: DirectionSetting,
     /// Test builds only (cargo feature `test-faults`): the shipper aborts its VM this many ms
     /// after start, to exercise the filters' fallback.
     #[cfg(feature = "test-faults")]
@@ -78,12 +119,54 @@ impl Default for Config {
             max_queue_bytes: 16_000_000,
             retry_backoff_initial_ms: 1000,
             retry_backoff_max_ms: 60_000,
+            request_header_masks: Vec::new(),
+            response_header_masks: Vec::new(),
+            request_body_masks: Vec::new(),
+            response_body_masks: Vec::new(),
+            request_query_masks: Vec::new(),
+            mask_credentials: true,
+            authorization_header_name: "authorization".into(),
+            authorization_user_id_field: "sub".into(),
+            authorization_company_id_field: None,
+            session_token_header: None,
+            api_version_header: None,
+            skip: Vec::new(),
+            disable_capture_request_body: false,
+            disable_capture_response_body: false,
+            request_max_body_size: None,
+            response_max_body_size: None,
+            metadata: None,
+            direction: DirectionSetting::Auto,
             #[cfg(feature = "test-faults")]
             test_crash_after_ms: None,
             #[cfg(feature = "test-faults")]
             test_panic_header: None,
         }
     }
+}
+
+/// One `skip` rule: each field given is a regular expression (regex-lite syntax) that must
+/// match the WHOLE value (it is anchored at both ends); a rule matches when all its fields do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SkipRule {
+    /// The request method, e.g. `GET|HEAD`.
+    pub method: Option<String>,
+    /// The host as the client sent it (`:authority`), port included if sent.
+    pub host: Option<String>,
+    /// The path without its query string, e.g. `/health|/metrics/.*`.
+    pub path: Option<String>,
+}
+
+/// Where the event's `direction` comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DirectionSetting {
+    /// From Envoy's `listener_direction`: outbound listeners give `Outgoing`.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    Incoming,
+    Outgoing,
 }
 
 /// Every key [`Config`] understands; anything else is reported as a warning.
@@ -105,6 +188,24 @@ pub const KNOWN_KEYS: &[&str] = &[
     "max_queue_bytes",
     "retry_backoff_initial_ms",
     "retry_backoff_max_ms",
+    "request_header_masks",
+    "response_header_masks",
+    "request_body_masks",
+    "response_body_masks",
+    "request_query_masks",
+    "mask_credentials",
+    "authorization_header_name",
+    "authorization_user_id_field",
+    "authorization_company_id_field",
+    "session_token_header",
+    "api_version_header",
+    "skip",
+    "disable_capture_request_body",
+    "disable_capture_response_body",
+    "request_max_body_size",
+    "response_max_body_size",
+    "metadata",
+    "direction",
     #[cfg(feature = "test-faults")]
     "test_crash_after_ms",
     #[cfg(feature = "test-faults")]
@@ -226,8 +327,58 @@ impl Config {
             }
         }
         for (key, value) in [
+            ("request_max_body_size", self.request_max_body_size),
+            ("response_max_body_size", self.response_max_body_size),
+        ] {
+            if value.is_some_and(|v| v > 10_000_000) {
+                return Err(err(key, "must be at most 10000000 bytes"));
+            }
+        }
+        for (key, names) in [
+            ("request_header_masks", &self.request_header_masks),
+            ("response_header_masks", &self.response_header_masks),
+            ("request_body_masks", &self.request_body_masks),
+            ("response_body_masks", &self.response_body_masks),
+            ("request_query_masks", &self.request_query_masks),
+        ] {
+            if let Some(i) = names.iter().position(|n| n.trim().is_empty()) {
+                return Err(err(&format!("{key}[{i}]"), "must not be empty"));
+            }
+        }
+        if self.authorization_header_names().is_empty() {
+            return Err(err(
+                "authorization_header_name",
+                "must name at least one header",
+            ));
+        }
+        if self.authorization_user_id_field.trim().is_empty() {
+            return Err(err("authorization_user_id_field", "must not be empty"));
+        }
+        if let Some(m) = &self.metadata {
+            for reserved in [
+                "envoy",
+                "grpc",
+                "request_body_omitted",
+                "response_body_omitted",
+            ] {
+                if m.contains_key(reserved) {
+                    return Err(err(
+                        &format!("metadata.{reserved}"),
+                        "is written by the plugin; choose another name",
+                    ));
+                }
+            }
+        }
+        crate::skip::SkipRules::compile(&self.skip).map_err(|(key, reason)| err(&key, reason))?;
+        for (key, value) in [
             ("user_id_header", &self.user_id_header),
             ("company_id_header", &self.company_id_header),
+            (
+                "authorization_company_id_field",
+                &self.authorization_company_id_field,
+            ),
+            ("session_token_header", &self.session_token_header),
+            ("api_version_header", &self.api_version_header),
         ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(err(key, "must not be empty when set"));
@@ -242,6 +393,27 @@ impl Config {
             return Err(err("test_panic_header", "must not be empty when set"));
         }
         Ok(())
+    }
+
+    /// `authorization_header_name` as a list of lower-case names.
+    pub fn authorization_header_names(&self) -> Vec<String> {
+        self.authorization_header_name
+            .split(',')
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
+    /// The cap of each request body: `None` when request bodies are not captured at all.
+    pub fn request_body_cap(&self) -> Option<usize> {
+        (!self.disable_capture_request_body)
+            .then(|| self.request_max_body_size.unwrap_or(self.max_body_size))
+    }
+
+    /// The cap of each response body: `None` when response bodies are not captured at all.
+    pub fn response_body_cap(&self) -> Option<usize> {
+        (!self.disable_capture_response_body)
+            .then(|| self.response_max_body_size.unwrap_or(self.max_body_size))
     }
 
     /// The application id with all but its first and last 4 characters masked, for logs.

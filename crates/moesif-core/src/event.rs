@@ -8,46 +8,74 @@
 
 use crate::body::{json_text, write_base64_str, BodyRef};
 use crate::headers::{client_ip_addr, find, parse_ip, HeaderMap};
+use crate::identity::identify;
 use crate::json::{write_str, write_str_contents};
+use crate::mask;
+use crate::policy::{Compiled, Direction};
 #[cfg(any(test, feature = "testing"))]
 use crate::record::Record;
 use crate::record::RecordRef;
 use crate::time::write_iso8601_ms;
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 use uuid::Uuid;
 
-/// Serializes `rec` as a Moesif event JSON object (tests and benchmarks; the shipper writes
-/// straight into the batch with [`write_event_json`]).
+/// Serializes `rec` as a Moesif event JSON object with no masks and no identity rules (tests
+/// and benchmarks; the shipper writes straight into the batch with [`write_event_json`]).
 #[cfg(any(test, feature = "testing"))]
 pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Result<Vec<u8>, serde_json::Error> {
+    to_event_json_with(rec, transaction_id, &Compiled::default())
+}
+
+/// [`to_event_json`] under `policy`.
+#[cfg(any(test, feature = "testing"))]
+pub fn to_event_json_with(
+    rec: &Record,
+    transaction_id: Uuid,
+    policy: &Compiled,
+) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(1024);
-    write_event_json(&rec.view(), transaction_id, &mut out)?;
+    write_event_json(&rec.view(), transaction_id, policy, &mut out)?;
     Ok(out)
 }
 
-/// Appends `rec` as a Moesif event JSON object to `out` (the open batch, without a copy).
+/// Appends `rec` as a Moesif event JSON object to `out` (the open batch, without a copy),
+/// applying the filter's `policy`: masks, identity, extra fields.
 ///
 /// On error (only numbers go through serde_json, which cannot fail on a `Vec`) `out` may hold
 /// part of the event; the batcher truncates it.
 pub fn write_event_json(
     rec: &RecordRef<'_>,
     transaction_id: Uuid,
+    compiled: &Compiled,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
+    let p = &compiled.policy;
+    let request_headers = &rec.request_headers;
     out.extend_from_slice(br#"{"request":{"time":"#);
     write_time(out, rec.start_ns);
     out.extend_from_slice(br#","uri":"#);
-    write_uri(out, rec);
+    write_uri(out, rec, &p.request_query_masks);
     out.extend_from_slice(br#","verb":"#);
     write_str(out, rec.method);
     out.extend_from_slice(br#","headers":"#);
-    HeaderMap(&rec.request_headers).write_json(out);
-    write_ip(
+    HeaderMap(request_headers).write_json_masked(
         out,
-        client_ip_addr(&rec.request_headers, rec.source_address),
+        &p.request_header_masks,
+        &[("host", rec.authority)],
     );
-    write_body(out, rec.request_body, &rec.request_headers);
+    if let Some(version) = header_value(request_headers, &p.api_version_header) {
+        out.extend_from_slice(br#","api_version":"#);
+        write_str(out, version);
+    }
+    write_ip(out, client_ip_addr(request_headers, rec.source_address));
+    write_body(
+        out,
+        rec.request_body,
+        request_headers,
+        &p.request_body_masks,
+    );
     out.push(b'}');
 
     if let Some(r) = &rec.response {
@@ -56,9 +84,9 @@ pub fn write_event_json(
         out.extend_from_slice(br#","status":"#);
         serde_json::to_writer(&mut *out, &r.status)?;
         out.extend_from_slice(br#","headers":"#);
-        HeaderMap(&r.headers).write_json(out);
+        HeaderMap(&r.headers).write_json_masked(out, &p.response_header_masks, &r.trailers);
         write_ip(out, parse_ip(rec.upstream_address));
-        write_body(out, r.body, &r.headers);
+        write_body(out, r.body, &r.headers, &p.response_body_masks);
         out.push(b'}');
     }
 
@@ -70,20 +98,35 @@ pub fn write_event_json(
             .as_bytes(),
     );
     out.push(b'"');
-    let ids: [(&[u8], _); 2] = [
-        (br#","user_id":"#, rec.user_id),
-        (br#","company_id":"#, rec.company_id),
+    let who = identify(request_headers, &compiled.identity);
+    let session = header_value(request_headers, &p.session_token_header);
+    let fields: [(&[u8], _); 3] = [
+        (br#","user_id":"#, who.user_id.as_deref()),
+        (br#","company_id":"#, who.company_id.as_deref()),
+        (br#","session_token":"#, session),
     ];
-    for (key, id) in ids {
-        if let Some(id) = id {
+    for (key, value) in fields {
+        if let Some(value) = value {
             out.extend_from_slice(key);
-            write_str(out, id);
+            write_str(out, value);
         }
     }
-    out.extend_from_slice(br#","direction":"Incoming","#);
-    write_metadata(out, rec)?;
+    let direction = p.direction.unwrap_or(if rec.outbound {
+        Direction::Outgoing
+    } else {
+        Direction::Incoming
+    });
+    out.extend_from_slice(br#","direction":"#);
+    write_str(out, direction.as_str());
+    out.push(b',');
+    write_metadata(out, rec, &p.metadata_members)?;
     out.push(b'}');
     Ok(())
+}
+
+/// The trimmed, non-empty value of the request header `name`, if one is configured.
+fn header_value<'a>(headers: &'a [(&'a str, &'a str)], name: &Option<String>) -> Option<&'a str> {
+    find(headers, name.as_deref()?)
 }
 
 fn write_time(out: &mut Vec<u8>, unix_ns: i64) {
@@ -92,11 +135,17 @@ fn write_time(out: &mut Vec<u8>, unix_ns: i64) {
     out.push(b'"');
 }
 
-/// `scheme://authority/path?query`; a path that is already absolute is kept as is.
-fn write_uri(out: &mut Vec<u8>, rec: &RecordRef<'_>) {
+/// `scheme://authority/path?query`, the values of `query_masks` masked; a path that is already
+/// absolute is kept as is.
+fn write_uri(out: &mut Vec<u8>, rec: &RecordRef<'_>, query_masks: &[String]) {
     out.push(b'"');
-    if rec.path.starts_with("http://") || rec.path.starts_with("https://") {
-        write_str_contents(out, rec.path);
+    let path = if query_masks.is_empty() {
+        Cow::Borrowed(rec.path)
+    } else {
+        mask::query(rec.path, query_masks)
+    };
+    if path.starts_with("http://") || path.starts_with("https://") {
+        write_str_contents(out, &path);
     } else {
         let scheme = if rec.scheme.is_empty() {
             "http"
@@ -106,7 +155,7 @@ fn write_uri(out: &mut Vec<u8>, rec: &RecordRef<'_>) {
         write_str_contents(out, scheme);
         out.extend_from_slice(b"://");
         write_str_contents(out, rec.authority);
-        write_str_contents(out, rec.path);
+        write_str_contents(out, &path);
     }
     out.push(b'"');
 }
@@ -142,8 +191,9 @@ fn write_ip(out: &mut Vec<u8>, ip: Option<IpAddr>) {
 }
 
 /// `,"body":...,"transfer_encoding":"..."` for a captured body: its JSON embedded as written
-/// when the content type says JSON and it parses, else base64.
-fn write_body(out: &mut Vec<u8>, body: BodyRef<'_>, headers: &[(&str, &str)]) {
+/// (the values of the `masks` fields masked) when the content type says JSON and it parses,
+/// else base64.
+fn write_body(out: &mut Vec<u8>, body: BodyRef<'_>, headers: &[(&str, &str)], masks: &[String]) {
     let BodyRef::Captured(bytes) = body else {
         return;
     };
@@ -154,8 +204,12 @@ fn write_body(out: &mut Vec<u8>, body: BodyRef<'_>, headers: &[(&str, &str)]) {
         find(headers, "content-encoding"),
     );
     let encoding = match json {
-        Some(text) => {
+        Some(text) if masks.is_empty() => {
             out.extend_from_slice(text.as_bytes());
+            "json"
+        }
+        Some(text) => {
+            mask::json_body(&text, masks, out);
             "json"
         }
         None => {
@@ -167,8 +221,19 @@ fn write_body(out: &mut Vec<u8>, body: BodyRef<'_>, headers: &[(&str, &str)]) {
     write_str(out, encoding);
 }
 
-fn write_metadata(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_json::Error> {
-    out.extend_from_slice(br#""metadata":{"envoy":{"route_name":"#);
+/// `"metadata":{...}`: the configured members, the Envoy facts, a gRPC call's status, and why
+/// a body is missing.
+fn write_metadata(
+    out: &mut Vec<u8>,
+    rec: &RecordRef<'_>,
+    members: &str,
+) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(br#""metadata":{"#);
+    if !members.is_empty() {
+        out.extend_from_slice(members.as_bytes());
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""envoy":{"route_name":"#);
     write_str(out, rec.route_name);
     out.extend_from_slice(br#","cluster_name":"#);
     write_str(out, rec.cluster_name);
@@ -176,6 +241,7 @@ fn write_metadata(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_js
     let duration_ms = (rec.duration_ns as f64 / 1e3).round() / 1e3;
     serde_json::to_writer(&mut *out, &duration_ms)?;
     out.push(b'}');
+    write_grpc(out, rec)?;
     let response_body = rec.response.as_ref().map(|r| r.body);
     let bodies: [(&[u8], _); 2] = [
         (
@@ -196,10 +262,31 @@ fn write_metadata(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_js
     Ok(())
 }
 
+/// `,"grpc":{"status":N,"message":"..."}` for a gRPC call: the status from the trailers (or
+/// the headers of a trailers-only answer), as the client saw it.
+fn write_grpc(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_json::Error> {
+    let Some(r) = &rec.response else {
+        return Ok(());
+    };
+    let lookup = |name| find(&r.trailers, name).or_else(|| find(&r.headers, name));
+    let Some(status) = lookup("grpc-status").and_then(|s| s.parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    out.extend_from_slice(br#","grpc":{"status":"#);
+    serde_json::to_writer(&mut *out, &status)?;
+    if let Some(message) = lookup("grpc-message") {
+        out.extend_from_slice(br#","message":"#);
+        write_str(out, message);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::body::Body;
+    use crate::policy::Policy;
     use crate::record::Response as RecResponse;
     use serde_json::{json, Value};
 
@@ -233,23 +320,39 @@ mod tests {
                     ("x-a", "2"),
                 ]),
                 body: Body::Captured(vec![0, 1, 2, 255]),
+                trailers: Vec::new(),
             }),
             upstream_address: "127.0.0.1:8080".into(),
             route_name: "items".into(),
             cluster_name: "backend".into(),
-            user_id: Some("u-42".into()),
-            company_id: Some("acme".into()),
+            outbound: false,
         }
     }
 
+    /// Identity from the `x-user` header and a company header that `sample` lacks.
+    fn with_ids() -> Compiled {
+        Compiled::new(Policy {
+            user_id_header: Some("x-user".into()),
+            company_id_header: Some("x-company".into()),
+            ..Policy::default()
+        })
+    }
+
     fn event(rec: &Record) -> Value {
+        event_with(rec, &Compiled::default())
+    }
+
+    fn event_with(rec: &Record, policy: &Compiled) -> Value {
         let id = Uuid::from_u128(0x1234);
-        serde_json::from_slice(&to_event_json(rec, id).unwrap()).unwrap()
+        serde_json::from_slice(&to_event_json_with(rec, id, policy).unwrap()).unwrap()
     }
 
     #[test]
     fn full_event_has_every_field() {
-        let e = event(&sample());
+        let mut rec = sample();
+        rec.request_headers
+            .push(("x-company".into(), "acme".into()));
+        let e = event_with(&rec, &with_ids());
         let expected = json!({
             "request": {
                 "time": "2024-10-30T04:45:42.914Z",
@@ -258,7 +361,9 @@ mod tests {
                 "headers": {
                     "content-type": "application/json; charset=utf-8",
                     "x-user": "u-42",
-                    "x-forwarded-for": "203.0.113.9"
+                    "x-forwarded-for": "203.0.113.9",
+                    "x-company": "acme",
+                    "host": "api.acme.com"
                 },
                 "ip_address": "203.0.113.9",
                 "body": {"name": "widget"},
@@ -286,8 +391,6 @@ mod tests {
         let rec = Record {
             request_body: Body::Empty,
             response: None,
-            user_id: None,
-            company_id: None,
             scheme: String::new(),
             ..sample()
         };
@@ -383,6 +486,8 @@ mod tests {
         struct Metadata<'a> {
             envoy: EnvoyMetadata<'a>,
             #[serde(skip_serializing_if = "Option::is_none")]
+            grpc: Option<Grpc<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             request_body_omitted: Option<Omitted>,
             #[serde(skip_serializing_if = "Option::is_none")]
             response_body_omitted: Option<Omitted>,
@@ -393,6 +498,13 @@ mod tests {
             route_name: &'a str,
             cluster_name: &'a str,
             duration_ms: f64,
+        }
+
+        #[derive(Serialize)]
+        struct Grpc<'a> {
+            status: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
         }
 
         #[derive(Serialize)]
@@ -473,18 +585,46 @@ mod tests {
                     cluster_name: &rec.cluster_name,
                     duration_ms: (rec.duration_ns as f64 / 1e3).round() / 1e3,
                 },
+                grpc: rec.response.as_ref().and_then(|r| {
+                    let lookup = |n| find(&r.trailers, n).or_else(|| find(&r.headers, n));
+                    Some(Grpc {
+                        status: lookup("grpc-status")?.parse().ok()?,
+                        message: lookup("grpc-message"),
+                    })
+                }),
                 request_body_omitted: omitted(&rec.request_body),
                 response_body_omitted: rec.response.as_ref().and_then(|r| omitted(&r.body)),
             }
         }
 
+        /// `headers` with each of `extra` added whose name is not there yet.
+        fn with_extra(
+            headers: &[(String, String)],
+            extra: &[(String, String)],
+        ) -> Vec<(String, String)> {
+            let mut all = headers.to_vec();
+            for (n, v) in extra {
+                if !n.is_empty() && !all.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
+                    all.push((n.clone(), v.clone()));
+                }
+            }
+            all
+        }
+
         pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Vec<u8> {
             let (body, transfer_encoding) = present(&rec.request_body, &rec.request_headers);
+            let host = [("host".to_string(), rec.authority.clone())];
+            let request_headers = with_extra(&rec.request_headers, &host);
+            let response_headers = rec
+                .response
+                .as_ref()
+                .map(|r| with_extra(&r.headers, &r.trailers))
+                .unwrap_or_default();
             let request = Request {
                 time: iso8601_ms(rec.start_ns),
                 uri: full_uri(rec),
                 verb: &rec.method,
-                headers: HeaderMap(&rec.request_headers),
+                headers: HeaderMap(&request_headers),
                 ip_address: client_ip(&rec.request_headers, &rec.source_address),
                 body,
                 transfer_encoding,
@@ -494,7 +634,7 @@ mod tests {
                 Response {
                     time: iso8601_ms(rec.start_ns.saturating_add(rec.duration_ns)),
                     status: r.status,
-                    headers: HeaderMap(&r.headers),
+                    headers: HeaderMap(&response_headers),
                     ip_address: parse_ip(&rec.upstream_address).map(|ip| ip.to_string()),
                     body,
                     transfer_encoding,
@@ -504,9 +644,9 @@ mod tests {
                 request,
                 response,
                 transaction_id: transaction_id.hyphenated().to_string(),
-                user_id: rec.user_id.as_deref(),
-                company_id: rec.company_id.as_deref(),
-                direction: "Incoming",
+                user_id: None,
+                company_id: None,
+                direction: if rec.outbound { "Outgoing" } else { "Incoming" },
                 metadata: metadata(rec),
             };
             serde_json::to_vec(&event).unwrap()
@@ -514,6 +654,7 @@ mod tests {
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::borrow::Cow;
         use std::io::Write;
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(bytes).unwrap();
@@ -526,7 +667,7 @@ mod tests {
         let mut rec = sample();
         rec.request_body = Body::Omitted(150_000);
         rec.response = None;
-        rec.user_id = None;
+        rec.outbound = true;
         rec.scheme = String::new();
         cases.push(rec);
         let mut rec = sample();
@@ -603,9 +744,9 @@ mod tests {
             (start_ns, duration_ns) in proptest::prelude::any::<(i64, i64)>(),
             (method, scheme, authority, path) in (text(), text(), text(), text()),
             (request_headers, request_body, source_address) in (headers(), body(), text()),
-            response in proptest::option::of((proptest::prelude::any::<u16>(), headers(), body())),
+            response in proptest::option::of((proptest::prelude::any::<u16>(), headers(), body(), headers())),
             (upstream_address, route_name, cluster_name) in (text(), text(), text()),
-            (user_id, company_id) in (proptest::option::of(text()), proptest::option::of(text())),
+            outbound in proptest::prelude::any::<bool>(),
         ) {
             let rec = Record {
                 start_ns,
@@ -617,12 +758,11 @@ mod tests {
                 request_headers,
                 request_body,
                 source_address,
-                response: response.map(|(status, headers, body)| RecResponse { status, headers, body }),
+                response: response.map(|(status, headers, body, trailers)| RecResponse { status, headers, body, trailers }),
                 upstream_address,
                 route_name,
                 cluster_name,
-                user_id,
-                company_id,
+                outbound,
             };
             let id = Uuid::from_u128(u128::from(start_ns as u64));
             proptest::prop_assert_eq!(

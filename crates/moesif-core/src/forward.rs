@@ -1,31 +1,33 @@
 //! Records on their way from a filter to the singleton shipper, grouped into blocks so that
 //! one queue message (one host call, one wake-up of the main thread) carries many of them.
 //!
-//! A block is a header, `[MAGIC, format, count: u32 LE]`, then `count` records. The format
+//! A block is a header, `[MAGIC, format, count: u32 LE, policy_len: u32 LE]`, the filter's
+//! [`Policy`](crate::policy::Policy) (`policy_len` bytes), then `count` records. The format
 //! version lets a filter rolled out over ECDS next to a singleton of another build find out
 //! whether that singleton can read it (the singleton publishes [`READS`] in its heartbeat);
-//! the count lets a reader account for every record of a block it cannot decode.
+//! the count lets a reader account for every record of a block it cannot decode; the policy
+//! makes the singleton apply the filter's masks and identity rules.
 
 use crate::record::{Record, RecordRef};
 use rmp_serde::decode::Error;
 
 /// First byte of every block: not a byte any MessagePack record starts with here.
 const MAGIC: u8 = 0xB7;
-const HEADER_LEN: usize = 6;
+const HEADER_LEN: usize = 10;
 
 /// The block format this build writes. (The `test-format-next` build pretends the format
 /// changed, to test rollouts of mixed builds.)
 pub const FORMAT: u8 = if cfg!(feature = "test-format-next") {
-    2
+    3
 } else {
-    1
+    2
 };
 
 /// The block formats this build reads.
 pub const READS: &[u8] = if cfg!(feature = "test-format-next") {
-    &[1, 2]
+    &[2, 3]
 } else {
-    &[1]
+    &[2]
 };
 
 /// Most records in one queue message.
@@ -45,6 +47,8 @@ pub struct Block {
 #[derive(Debug)]
 pub struct Opened<'a> {
     pub declared: u64,
+    /// The encoded policy of the filter that wrote the block.
+    pub policy: &'a [u8],
     records: &'a [u8],
 }
 
@@ -59,10 +63,10 @@ pub enum Unreadable {
 
 /// Reads a block's header.
 pub fn open(bytes: &[u8]) -> Result<Opened<'_>, Unreadable> {
-    let (header, records) = bytes
+    let (header, rest) = bytes
         .split_at_checked(HEADER_LEN)
         .ok_or(Unreadable::Garbled)?;
-    let [magic, format, c0, c1, c2, c3] = *header else {
+    let [magic, format, c0, c1, c2, c3, p0, p1, p2, p3] = *header else {
         return Err(Unreadable::Garbled);
     };
     if magic != MAGIC {
@@ -72,7 +76,15 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, Unreadable> {
     if !READS.contains(&format) {
         return Err(Unreadable::Format { format, declared });
     }
-    Ok(Opened { declared, records })
+    let policy_len = u32::from_le_bytes([p0, p1, p2, p3]) as usize;
+    let Some((policy, records)) = rest.split_at_checked(policy_len) else {
+        return Err(Unreadable::Format { format, declared });
+    };
+    Ok(Opened {
+        declared,
+        policy,
+        records,
+    })
 }
 
 impl<'a> Opened<'a> {
@@ -87,22 +99,30 @@ pub struct Forwarder {
     bytes: Vec<u8>,
     events: usize,
     max_bytes: usize,
+    /// The encoded policy every block carries.
+    policy: Vec<u8>,
 }
 
 impl Forwarder {
     /// Blocks stay well below `max_queue_bytes`, so a few always fit in the queue.
-    pub fn new(max_queue_bytes: usize) -> Self {
+    pub fn new(max_queue_bytes: usize, policy: Vec<u8>) -> Self {
         Forwarder {
             bytes: Vec::new(),
             events: 0,
             max_bytes: (max_queue_bytes / 8).clamp(1, MAX_BYTES),
+            policy,
         }
     }
 
     /// Encodes `rec` into the open block; returns the block when it is full.
     pub fn push(&mut self, rec: &Record) -> Result<Option<Block>, rmp_serde::encode::Error> {
         if self.bytes.is_empty() {
+            let policy_len = u32::try_from(self.policy.len()).unwrap_or(0).to_le_bytes();
             self.bytes.extend_from_slice(&[MAGIC, FORMAT, 0, 0, 0, 0]);
+            self.bytes.extend_from_slice(&policy_len);
+            if policy_len != [0; 4] {
+                self.bytes.extend_from_slice(&self.policy);
+            }
         }
         let before = self.bytes.len();
         if let Err(e) = rec.encode_into(&mut self.bytes) {
@@ -125,7 +145,7 @@ impl Forwarder {
         let events = std::mem::take(&mut self.events);
         let mut bytes = std::mem::take(&mut self.bytes);
         let count = u32::try_from(events).unwrap_or(u32::MAX).to_le_bytes();
-        if let Some(slot) = bytes.get_mut(2..HEADER_LEN) {
+        if let Some(slot) = bytes.get_mut(2..6) {
             slot.copy_from_slice(&count);
         }
         Some(Block { bytes, events })
@@ -146,7 +166,7 @@ mod tests {
 
     #[test]
     fn blocks_fill_up_and_decode_back() {
-        let mut f = Forwarder::new(16_000_000);
+        let mut f = Forwarder::new(16_000_000, b"{}".to_vec());
         let rec = Record {
             path: "/x".into(),
             ..Record::default()
@@ -165,13 +185,13 @@ mod tests {
 
     #[test]
     fn big_records_close_the_block_early() {
-        let mut f = Forwarder::new(16_000_000);
+        let mut f = Forwarder::new(16_000_000, b"{}".to_vec());
         let big = Record {
             request_body: crate::body::Body::Captured(vec![7; MAX_BYTES]),
             ..Record::default()
         };
         assert_eq!(f.push(&big).unwrap().unwrap().events, 1);
-        let mut small = Forwarder::new(100_000);
+        let mut small = Forwarder::new(100_000, Vec::new());
         let mid = Record {
             request_body: crate::body::Body::Captured(vec![7; 5_000]),
             ..Record::default()
@@ -187,12 +207,13 @@ mod tests {
 
     #[test]
     fn headers_say_format_and_count_even_when_records_do_not_decode() {
-        let mut f = Forwarder::new(16_000_000);
+        let mut f = Forwarder::new(16_000_000, b"{}".to_vec());
         f.push(&Record::default()).unwrap();
         f.push(&Record::default()).unwrap();
         let mut block = f.take().unwrap().bytes;
-        assert_eq!(block[..HEADER_LEN], [MAGIC, FORMAT, 2, 0, 0, 0]);
-        block.truncate(HEADER_LEN + 3);
+        assert_eq!(block[..HEADER_LEN], [MAGIC, FORMAT, 2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(open(&block).unwrap().policy, b"{}");
+        block.truncate(HEADER_LEN + 2 + 3);
         let opened = open(&block).unwrap();
         assert_eq!(opened.declared, 2);
         assert!(opened.records().next().unwrap().is_err());

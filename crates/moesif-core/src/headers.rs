@@ -58,8 +58,16 @@ pub fn find<'a, S: AsRef<str>>(headers: &'a [(S, S)], name: &str) -> Option<&'a 
 pub struct HeaderMap<'a, S = String>(pub &'a [(S, S)]);
 
 impl<S: AsRef<str>> HeaderMap<'_, S> {
-    /// Appends the JSON object to `out`.
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+    /// Appends the JSON object to `out` with the value of every header named in `masks`
+    /// (lower-case) replaced by the mask marker, and each of `extra` added unless a header of
+    /// that name is there (the `host` a client sent, which Envoy keeps as `:authority`;
+    /// trailers).
+    pub(crate) fn write_json_masked<E: AsRef<str>>(
+        &self,
+        out: &mut Vec<u8>,
+        masks: &[String],
+        extra: &[(E, E)],
+    ) {
         out.push(b'{');
         let mut first = true;
         let mut entry = |name: &str, value: &str| {
@@ -68,14 +76,25 @@ impl<S: AsRef<str>> HeaderMap<'_, S> {
             }
             json::write_str(out, name);
             out.push(b':');
-            json::write_str(out, value);
+            let masked = masks.iter().any(|m| m.eq_ignore_ascii_case(name));
+            json::write_str(out, if masked { crate::mask::MASKED } else { value });
         };
-        match self.merged() {
+        let merged = self.merged();
+        match &merged {
             None => self
                 .0
                 .iter()
                 .for_each(|(n, v)| entry(n.as_ref(), v.as_ref())),
             Some(merged) => merged.iter().for_each(|(n, v)| entry(n, v)),
+        }
+        for (i, (name, value)) in extra.iter().enumerate() {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            let same = |n: &str| n.eq_ignore_ascii_case(name);
+            let present = self.0.iter().any(|(n, _)| same(n.as_ref()))
+                || extra.iter().take(i).any(|(n, _)| same(n.as_ref()));
+            if !present && !name.is_empty() {
+                entry(&name.to_ascii_lowercase(), value);
+            }
         }
         out.push(b'}');
     }

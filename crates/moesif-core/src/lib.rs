@@ -7,6 +7,7 @@ pub mod config;
 pub mod event;
 pub mod forward;
 pub mod headers;
+pub mod identity;
 pub mod ids;
 // Public only to the tests, fuzz targets and benchmarks (feature `testing`).
 #[cfg(feature = "testing")]
@@ -14,11 +15,14 @@ pub mod json;
 #[cfg(not(feature = "testing"))]
 mod json;
 pub mod liveness;
+pub mod mask;
 pub mod pairs;
+pub mod policy;
 pub mod ratelimit;
 pub mod record;
 pub mod retry;
 pub mod route;
 pub mod shipper;
+pub mod skip;
 pub mod stats;
 pub mod time;

@@ -40,8 +40,9 @@ pub struct Record {
     pub upstream_address: String,
     pub route_name: String,
     pub cluster_name: String,
-    pub user_id: Option<String>,
-    pub company_id: Option<String>,
+    /// The call came in on an outbound listener (Envoy's `listener_direction`), as an Istio
+    /// sidecar's calls to other services do.
+    pub outbound: bool,
 }
 
 /// The response half of a [`Record`].
@@ -52,6 +53,8 @@ pub struct Response {
     /// Response headers without pseudo-headers.
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Response trailers (gRPC sends `grpc-status` there).
+    pub trailers: Vec<(String, String)>,
 }
 
 /// A [`Record`] whose strings and bodies are borrowed, from a decoded message or a `Record`.
@@ -70,8 +73,7 @@ pub struct RecordRef<'a> {
     pub upstream_address: &'a str,
     pub route_name: &'a str,
     pub cluster_name: &'a str,
-    pub user_id: Option<&'a str>,
-    pub company_id: Option<&'a str>,
+    pub outbound: bool,
 }
 
 /// The response half of a [`RecordRef`].
@@ -80,6 +82,7 @@ pub struct ResponseRef<'a> {
     pub status: u16,
     pub headers: Vec<(&'a str, &'a str)>,
     pub body: BodyRef<'a>,
+    pub trailers: Vec<(&'a str, &'a str)>,
 }
 
 impl Record {
@@ -125,12 +128,12 @@ impl Record {
                 status: r.status,
                 headers: borrow_headers(&r.headers),
                 body: r.body.view(),
+                trailers: borrow_headers(&r.trailers),
             }),
             upstream_address: &self.upstream_address,
             route_name: &self.route_name,
             cluster_name: &self.cluster_name,
-            user_id: self.user_id.as_deref(),
-            company_id: self.company_id.as_deref(),
+            outbound: self.outbound,
         }
     }
 }
@@ -199,12 +202,12 @@ impl<'a> RecordRef<'a> {
                 status: r.status,
                 headers: own_headers(&r.headers),
                 body: r.body.to_body(),
+                trailers: own_headers(&r.trailers),
             }),
             upstream_address: self.upstream_address.to_string(),
             route_name: self.route_name.to_string(),
             cluster_name: self.cluster_name.to_string(),
-            user_id: self.user_id.map(str::to_string),
-            company_id: self.company_id.map(str::to_string),
+            outbound: self.outbound,
         }
     }
 }
@@ -217,7 +220,7 @@ struct Writer<'a>(&'a mut Vec<u8>);
 
 impl Writer<'_> {
     fn record(&mut self, rec: &Record) -> Result<(), EncodeError> {
-        self.array_len(15)?;
+        self.array_len(14)?;
         self.int(rec.start_ns);
         self.int(rec.duration_ns);
         self.str(&rec.method)?;
@@ -230,17 +233,18 @@ impl Writer<'_> {
         match &rec.response {
             None => self.0.push(NIL),
             Some(r) => {
-                self.array_len(3)?;
+                self.array_len(4)?;
                 self.uint(u64::from(r.status));
                 self.headers(&r.headers)?;
                 self.body(&r.body)?;
+                self.headers(&r.trailers)?;
             }
         }
         self.str(&rec.upstream_address)?;
         self.str(&rec.route_name)?;
         self.str(&rec.cluster_name)?;
-        self.opt_str(rec.user_id.as_deref())?;
-        self.opt_str(rec.company_id.as_deref())
+        self.0.push(if rec.outbound { TRUE } else { FALSE });
+        Ok(())
     }
 
     fn headers(&mut self, headers: &[(String, String)]) -> Result<(), EncodeError> {
@@ -268,16 +272,6 @@ impl Writer<'_> {
                 self.uint(*size);
                 Ok(())
             }
-        }
-    }
-
-    fn opt_str(&mut self, s: Option<&str>) -> Result<(), EncodeError> {
-        match s {
-            None => {
-                self.0.push(NIL);
-                Ok(())
-            }
-            Some(s) => self.str(s),
         }
     }
 
@@ -376,6 +370,8 @@ impl Writer<'_> {
 }
 
 const NIL: u8 = 0xc0;
+const FALSE: u8 = 0xc2;
+const TRUE: u8 = 0xc3;
 
 /// Reads exactly what rmp-serde writes for a [`Record`]: structs as arrays of their fields in
 /// declaration order, `(name, value)` pairs as 2-arrays, strings as str, bodies as bin, `None`
@@ -385,7 +381,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn record(&mut self) -> Result<RecordRef<'a>, Error> {
-        self.array_of(15)?;
+        self.array_of(14)?;
         // Struct expressions evaluate their fields in the order written: the wire order.
         Ok(RecordRef {
             start_ns: self.int()?,
@@ -404,17 +400,17 @@ impl<'a> Reader<'a> {
             upstream_address: self.str()?,
             route_name: self.str()?,
             cluster_name: self.str()?,
-            user_id: self.opt_str()?,
-            company_id: self.opt_str()?,
+            outbound: self.bool()?,
         })
     }
 
     fn response(&mut self) -> Result<ResponseRef<'a>, Error> {
-        self.array_of(3)?;
+        self.array_of(4)?;
         Ok(ResponseRef {
             status: self.int()?,
             headers: self.headers()?,
             body: self.body()?,
+            trailers: self.headers()?,
         })
     }
 
@@ -472,11 +468,14 @@ impl<'a> Reader<'a> {
         Ok(std::str::from_utf8(self.take(len)?)?)
     }
 
-    fn opt_str(&mut self) -> Result<Option<&'a str>, Error> {
-        Ok(match self.nil()? {
-            true => None,
-            false => Some(self.str()?),
-        })
+    fn bool(&mut self) -> Result<bool, Error> {
+        let b = match self.peek()? {
+            Marker::True => true,
+            Marker::False => false,
+            other => return Err(Error::TypeMismatch(other)),
+        };
+        self.0 = self.0.get(1..).unwrap_or_default();
+        Ok(b)
     }
 
     /// Consumes a nil if one is next.
@@ -527,12 +526,12 @@ mod tests {
                 status: 201,
                 headers: vec![],
                 body: Body::Omitted(200_000),
+                trailers: vec![("grpc-status".into(), "0".into())],
             }),
             upstream_address: "127.0.0.1:8080".into(),
             route_name: "r".into(),
             cluster_name: "c".into(),
-            user_id: Some("u1".into()),
-            company_id: None,
+            outbound: true,
         };
         let bytes = rec.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), rec);
@@ -627,8 +626,8 @@ mod tests {
             (start_ns, duration_ns, status) in (int(), int(), proptest::prelude::any::<u16>()),
             (method, path, source_address) in (text(), text(), text()),
             (request_headers, request_body) in (headers(), body()),
-            response in proptest::option::of((headers(), body())),
-            (user_id, company_id) in (proptest::option::of(text()), proptest::option::of(text())),
+            response in proptest::option::of((headers(), body(), headers())),
+            outbound in proptest::prelude::any::<bool>(),
         ) {
             let rec = Record {
                 start_ns,
@@ -640,12 +639,11 @@ mod tests {
                 request_headers,
                 request_body,
                 source_address,
-                response: response.map(|(headers, body)| Response { status, headers, body }),
+                response: response.map(|(headers, body, trailers)| Response { status, headers, body, trailers }),
                 upstream_address: "10.0.0.1:80".into(),
                 route_name: "r".into(),
                 cluster_name: String::new(),
-                user_id,
-                company_id,
+                outbound,
             };
             let ours = rec.encode().unwrap();
             proptest::prop_assert!(ours == rmp_serde::to_vec(&rec).unwrap());
@@ -671,14 +669,14 @@ mod tests {
             upstream_address: String,
             route_name: String,
             cluster_name: String,
-            user_id: Option<String>,
-            company_id: Option<String>,
+            outbound: bool,
         }
         #[derive(serde::Deserialize, PartialEq, Debug)]
         struct SerdeResponse {
             status: u16,
             headers: Vec<(String, String)>,
             body: SerdeBody,
+            trailers: Vec<(String, String)>,
         }
         #[derive(serde::Deserialize, PartialEq, Debug)]
         enum SerdeBody {
@@ -694,8 +692,9 @@ mod tests {
                 status: 200,
                 headers: vec![],
                 body: Body::Omitted(300),
+                trailers: vec![("t".into(), "v".into())],
             }),
-            user_id: Some("u".into()),
+            outbound: true,
             ..Record::default()
         };
         let bytes = rec.encode().unwrap();

@@ -7,11 +7,13 @@ use crate::config::Config;
 use crate::event::write_event_json;
 use crate::forward::{self, Block, Forwarder, Unreadable};
 use crate::ids::IdGen;
+use crate::policy::{Compiled, Policy};
 use crate::record::{Record, RecordRef};
 use crate::retry::{classify, Backoff, Verdict};
 use crate::route::Local;
 use crate::stats::{Counter, Counts, Gauge, Gauges};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// A closed batch on its way to the collector, with the attempts made so far.
 #[derive(Debug)]
@@ -51,13 +53,19 @@ pub struct Shipper {
     max_buffer_bytes: usize,
     ids: IdGen,
     counts: Counts,
+    /// The policy of this root's own config, for what it captures and ships itself.
+    own_policy: Rc<Compiled>,
+    /// The policy of the last queue block read, by its encoded bytes: consecutive blocks from
+    /// one filter config carry the same bytes, so it is decoded once.
+    block_policy: Option<(Vec<u8>, Rc<Compiled>)>,
 }
 
 impl Shipper {
     pub fn new(config: &Config, seed: u64) -> Self {
         let max_batch_bytes = (config.max_buffer_bytes / 4).max(1);
+        let policy = Policy::from_config(config);
         Shipper {
-            forward: Forwarder::new(config.max_queue_bytes),
+            forward: Forwarder::new(config.max_queue_bytes, policy.encode()),
             batcher: Batcher::new(
                 config.batch_max_size,
                 max_batch_bytes,
@@ -75,7 +83,22 @@ impl Shipper {
             max_buffer_bytes: config.max_buffer_bytes,
             ids: IdGen::new(seed),
             counts: Counts::default(),
+            own_policy: Rc::new(Compiled::new(policy)),
+            block_policy: None,
         }
+    }
+
+    /// The decoded policy of a block; `None` if it does not decode (then none of the block's
+    /// records is shipped: without its masks they could leak credentials).
+    fn policy_of(&mut self, encoded: &[u8]) -> Option<Rc<Compiled>> {
+        if let Some((bytes, policy)) = &self.block_policy {
+            if bytes.as_slice() == encoded {
+                return Some(Rc::clone(policy));
+            }
+        }
+        let policy = Rc::new(Compiled::new(Policy::decode(encoded).ok()?));
+        self.block_policy = Some((encoded.to_vec(), Rc::clone(&policy)));
+        Some(policy)
     }
 
     /// Takes one message dequeued from the shared queue: a block of MessagePack records.
@@ -100,11 +123,16 @@ impl Shipper {
                 return 1;
             }
         };
+        let Some(policy) = self.policy_of(opened.policy) else {
+            self.counts
+                .add(Counter::EventsDroppedEncodeError, opened.declared);
+            return opened.declared;
+        };
         let mut decoded = 0;
         for rec in opened.records() {
             let Ok(rec) = rec else { break };
             decoded += 1;
-            self.accept(&rec, now_ms);
+            self.accept(&rec, &policy, now_ms);
         }
         self.counts.add(
             Counter::EventsDroppedEncodeError,
@@ -159,7 +187,8 @@ impl Shipper {
         if why == Local::FormatUnsupported {
             self.counts.add(Counter::EventsFormatUnsupported, 1);
         }
-        self.accept(&rec.view(), now_ms);
+        let policy = Rc::clone(&self.own_policy);
+        self.accept(&rec.view(), &policy, now_ms);
     }
 
     /// Filter side: `n` calls seen but lost before they could be recorded (their state was in
@@ -169,7 +198,12 @@ impl Shipper {
         self.counts.add(Counter::EventsDroppedInternal, n);
     }
 
-    fn accept(&mut self, rec: &RecordRef<'_>, now_ms: u64) {
+    /// Filter side: `n` calls matched a `skip` rule (not captured).
+    pub fn skipped(&mut self, n: u64) {
+        self.counts.add(Counter::CallsSkipped, n);
+    }
+
+    fn accept(&mut self, rec: &RecordRef<'_>, policy: &Compiled, now_ms: u64) {
         if !rec.is_shippable() {
             return self.counts.add(Counter::EventsSkippedInvalid, 1);
         }
@@ -177,7 +211,7 @@ impl Shipper {
         let max = self.max_buffer_bytes;
         match self
             .batcher
-            .push_with(now_ms, max, |out| write_event_json(rec, id, out))
+            .push_with(now_ms, max, |out| write_event_json(rec, id, policy, out))
         {
             Ok(true) => {}
             Ok(false) => return self.counts.add(Counter::EventsDroppedBufferFull, 1),
@@ -368,7 +402,7 @@ mod tests {
     }
 
     fn block(records: &[Record]) -> Vec<u8> {
-        let mut f = Forwarder::new(16_000_000);
+        let mut f = Forwarder::new(16_000_000, Policy::default().encode());
         for r in records {
             f.push(r).unwrap();
         }
@@ -627,7 +661,8 @@ mod tests {
         // Five records, the third garbled: two shipped, three lost, all counted.
         let mut bytes = block(&[valid(), valid(), valid(), valid(), valid()]);
         let one = valid().encode().unwrap().len();
-        bytes[6 + 2 * one] = 0xc1;
+        let third = bytes.len() - 3 * one;
+        bytes[third] = 0xc1;
         s.accept_dequeued(&bytes, 0);
         assert_eq!(s.counts().get(Counter::EventsDroppedEncodeError), 4);
         assert_eq!(s.unsent(), 2);

@@ -38,6 +38,8 @@ pub enum Counter {
     /// Filter: records shipped by the worker itself because the running singleton does not
     /// read this build's queue block format (a rollout of mixed builds).
     EventsFormatUnsupported,
+    /// Filter: calls a `skip` rule matched; never captured, so not part of the invariant.
+    CallsSkipped,
     /// Batches acknowledged by the collector.
     BatchesSent,
     /// Batch requests that failed (non-2xx, timeout, connect error, dispatch refused).
@@ -51,7 +53,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 19] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
@@ -65,6 +67,7 @@ impl Counter {
         Counter::EventsDroppedInternal,
         Counter::EventsSkippedInvalid,
         Counter::EventsFormatUnsupported,
+        Counter::CallsSkipped,
         Counter::BatchesSent,
         Counter::BatchesFailed,
         Counter::BatchesRetried,
@@ -87,6 +90,7 @@ impl Counter {
             Counter::EventsDroppedInternal => "moesif_events_dropped_internal",
             Counter::EventsSkippedInvalid => "moesif_events_skipped_invalid",
             Counter::EventsFormatUnsupported => "moesif_events_format_unsupported",
+            Counter::CallsSkipped => "moesif_calls_skipped",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
             Counter::BatchesRetried => "moesif_batches_retried",

@@ -69,12 +69,12 @@ fn record() -> impl Strategy<Value = Record> {
                     status,
                     headers,
                     body,
+                    trailers: Vec::new(),
                 }),
                 upstream_address: up,
                 route_name: route,
                 cluster_name: String::new(),
-                user_id: user,
-                company_id: None,
+                outbound: user.is_some(),
             },
         )
 }
@@ -82,7 +82,7 @@ fn record() -> impl Strategy<Value = Record> {
 proptest! {
     #[test]
     fn records_survive_the_queue(recs in proptest::collection::vec(record(), 1..4)) {
-        let mut forwarder = Forwarder::new(16_000_000);
+        let mut forwarder = Forwarder::new(16_000_000, Vec::new());
         for r in &recs {
             prop_assert_eq!(forwarder.push(r).unwrap(), None);
         }

@@ -4,44 +4,89 @@
 use crate::host::{self, Buffer, Map};
 use crate::shared::Shared;
 use moesif_core::body::BodyCapture;
-use moesif_core::headers::{find, take_request_line, take_status};
+use moesif_core::config::DirectionSetting;
+use moesif_core::headers::{take_request_line, take_status};
 use moesif_core::record::{Record, Response};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 
+/// Trailers kept per response: gRPC sends two or three; anything beyond is not API metadata.
+const MAX_TRAILERS: usize = 32;
+const MAX_TRAILER_BYTES: usize = 8 * 1024;
+
 pub struct Capture {
     shared: Rc<Shared>,
+    /// A `skip` rule matched: nothing more is read or recorded.
+    skipped: bool,
     record: Record,
-    request_body: BodyCapture,
+    /// `None`: bodies of this direction are not captured (no body host call at all).
+    request_body: Option<BodyCapture>,
     response_headers: Option<Vec<(String, String)>>,
     status: Option<u16>,
-    response_body: BodyCapture,
+    response_body: Option<BodyCapture>,
+    trailers: Vec<(String, String)>,
 }
 
 impl Capture {
     pub fn new(shared: Rc<Shared>) -> Self {
-        let cap = shared.config.max_body_size;
+        let config = &shared.config;
+        let request_body = config.request_body_cap().map(BodyCapture::new);
+        let response_body = config.response_body_cap().map(BodyCapture::new);
         Capture {
             shared,
+            skipped: false,
             record: Record::default(),
-            request_body: BodyCapture::new(cap),
+            request_body,
             response_headers: None,
             status: None,
-            response_body: BodyCapture::new(cap),
+            response_body,
+            trailers: Vec::new(),
         }
     }
+
+    /// Whether a `skip` rule matches, from the three pseudo-headers alone (three small host
+    /// calls, only when rules are configured), so that a skipped call copies no header map.
+    fn is_skipped(&self) -> bool {
+        let rules = &self.shared.skip;
+        if rules.is_empty() {
+            return false;
+        }
+        let get = |name| host::header(Map::Request, name).unwrap_or_default();
+        rules.matches(&get(":method"), &get(":authority"), &get(":path"))
+    }
+}
+
+/// Offers a body chunk of `size` bytes to `capture`, fetching it from the host only if wanted.
+fn take_chunk(capture: &mut Option<BodyCapture>, buffer: Buffer, size: usize) {
+    if let Some(capture) = capture {
+        if capture.offer(size) {
+            if let Some(chunk) = host::buffer(buffer, 0, size) {
+                capture.push(&chunk);
+            }
+        }
+    }
+}
+
+fn finish(capture: &mut Option<BodyCapture>) -> moesif_core::body::Body {
+    capture.take().map(BodyCapture::finish).unwrap_or_default()
 }
 
 impl Context for Capture {}
 
 impl HttpContext for Capture {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        if self.is_skipped() {
+            self.skipped = true;
+            self.request_body = None;
+            self.response_body = None;
+            self.shared.count_skipped();
+            return Action::Continue;
+        }
         let mut headers = host::header_map(Map::Request);
         let line = take_request_line(&mut headers);
-        let config = &self.shared.config;
         #[cfg(feature = "test-faults")]
-        if let Some(name) = config.test_panic_header.as_deref() {
+        if let Some(name) = self.shared.config.test_panic_header.as_deref() {
             if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 // A panic mid-request, like a real bug would cause: the hook must log it before
                 // the VM dies, and the config's failure_policy decides what Envoy does next.
@@ -51,13 +96,6 @@ impl HttpContext for Capture {
                 }
             }
         }
-        let lookup = |name: &Option<String>| {
-            name.as_deref()
-                .and_then(|n| find(&headers, n))
-                .map(str::to_owned)
-        };
-        self.record.user_id = lookup(&config.user_id_header);
-        self.record.company_id = lookup(&config.company_id_header);
         self.record.method = line.method;
         self.record.scheme = line.scheme;
         self.record.authority = line.authority;
@@ -67,15 +105,14 @@ impl HttpContext for Capture {
     }
 
     fn on_http_request_body(&mut self, size: usize, _: bool) -> Action {
-        if self.request_body.offer(size) {
-            if let Some(chunk) = host::buffer(Buffer::RequestBody, 0, size) {
-                self.request_body.push(&chunk);
-            }
-        }
+        take_chunk(&mut self.request_body, Buffer::RequestBody, size);
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if self.skipped {
+            return Action::Continue;
+        }
         let mut headers = host::header_map(Map::Response);
         self.status = take_status(&mut headers);
         self.response_headers = Some(headers);
@@ -83,22 +120,41 @@ impl HttpContext for Capture {
     }
 
     fn on_http_response_body(&mut self, size: usize, _: bool) -> Action {
-        if self.response_body.offer(size) {
-            if let Some(chunk) = host::buffer(Buffer::ResponseBody, 0, size) {
-                self.response_body.push(&chunk);
-            }
+        take_chunk(&mut self.response_body, Buffer::ResponseBody, size);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        if self.skipped {
+            return Action::Continue;
         }
+        let mut bytes = 0;
+        self.trailers = host::header_map(Map::ResponseTrailers)
+            .into_iter()
+            .take(MAX_TRAILERS)
+            .take_while(|(n, v)| {
+                bytes += n.len() + v.len();
+                bytes <= MAX_TRAILER_BYTES
+            })
+            .collect();
         Action::Continue
     }
 
     fn on_log(&mut self) {
+        if self.skipped {
+            return;
+        }
         let mut rec = std::mem::take(&mut self.record);
         rec.start_ns = host::i64_property(&["request", "time"]).unwrap_or(0);
         rec.duration_ns = host::i64_property(&["request", "duration"]).unwrap_or(0);
         rec.source_address = host::string_property(&["source", "address"]).unwrap_or_default();
         rec.route_name = host::string_property(&["xds", "route_name"]).unwrap_or_default();
         rec.cluster_name = host::string_property(&["xds", "cluster_name"]).unwrap_or_default();
-        rec.request_body = std::mem::replace(&mut self.request_body, BodyCapture::new(0)).finish();
+        if self.shared.config.direction == DirectionSetting::Auto {
+            // Envoy's enum: 0 unspecified, 1 inbound, 2 outbound.
+            rec.outbound = host::i64_property(&["listener_direction"]) == Some(2);
+        }
+        rec.request_body = finish(&mut self.request_body);
         let status = self.status.or_else(|| {
             host::i64_property(&["response", "code"])
                 .and_then(|c| u16::try_from(c).ok())
@@ -110,7 +166,8 @@ impl HttpContext for Capture {
             rec.response = Some(Response {
                 status,
                 headers: self.response_headers.take().unwrap_or_default(),
-                body: std::mem::replace(&mut self.response_body, BodyCapture::new(0)).finish(),
+                body: finish(&mut self.response_body),
+                trailers: std::mem::take(&mut self.trailers),
             });
         }
         self.shared.submit(rec);

@@ -17,6 +17,7 @@ use std::ptr::null_mut;
 pub enum Map {
     Request = 0,
     Response = 2,
+    ResponseTrailers = 3,
     CallResponse = 6,
 }
 

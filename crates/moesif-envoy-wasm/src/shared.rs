@@ -10,6 +10,7 @@ use moesif_core::forward::{Block, FORMAT};
 use moesif_core::liveness::{self, Health};
 use moesif_core::record::Record;
 use moesif_core::route::{self, Diversion, Local, Placement, Route};
+use moesif_core::skip::SkipRules;
 use std::cell::{Cell, RefCell};
 
 pub struct Shared {
@@ -24,6 +25,9 @@ pub struct Shared {
     closing: Cell<bool>,
     /// Calls lost because `delivery` was in use when they ended (counted on the next tick).
     lost: Cell<u64>,
+    /// The config's `skip` rules, and the calls they skipped since the last tick.
+    pub skip: SkipRules,
+    skipped: Cell<u64>,
     /// Filter counters, and the worker's own shipper.
     delivery: RefCell<Delivery>,
 }
@@ -37,6 +41,9 @@ impl Shared {
             occupancy: Occupancy::new(&config.queue_name),
             closing: Cell::new(false),
             lost: Cell::new(0),
+            // Validated at parse: compiling again cannot fail.
+            skip: SkipRules::compile(&config.skip).unwrap_or_default(),
+            skipped: Cell::new(0),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,
         }
@@ -82,6 +89,11 @@ impl Shared {
         }
     }
 
+    /// A `skip` rule matched a call (counted on the next tick, without touching delivery).
+    pub fn count_skipped(&self) {
+        self.skipped.set(self.skipped.get().saturating_add(1));
+    }
+
     /// Enqueues the open block, whatever its size (tick, retiring root).
     pub fn flush_block(&self, d: &mut Delivery) {
         if let Some(block) = d.shipper().take_block() {
@@ -118,6 +130,10 @@ impl Shared {
             let lost = self.lost.replace(0);
             if lost > 0 {
                 d.shipper().lost_internal(lost);
+            }
+            let skipped = self.skipped.replace(0);
+            if skipped > 0 {
+                d.shipper().skipped(skipped);
             }
             f(&mut d);
         }
