@@ -4,6 +4,9 @@
 //! Collector API that records what the plugin ships and can inject faults, and
 //! `sample-upstream`, a fast API for the plugin to sit in front of. Both bind 127.0.0.1 by
 //! default and speak plain HTTP/1.1, so tests never need TLS or the real Moesif.
+//!
+//! A third, `sample-grpc`, serves the gRPC service of [`grpc`] over HTTP/2 without TLS (h2c)
+//! on 127.0.0.1, for the tests of gRPC calls (status in the trailers, streamed responses).
 
 pub mod api;
 pub mod app_config;
@@ -11,6 +14,7 @@ pub mod cli;
 pub mod decode;
 pub mod dedup;
 pub mod faults;
+pub mod grpc;
 pub mod serve;
 pub mod skim;
 pub mod store;

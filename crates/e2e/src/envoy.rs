@@ -38,6 +38,9 @@ pub struct Options {
     /// The .wasm the filter runs, and its root_id (another plugin can be swapped in).
     pub filter_wasm: PathBuf,
     pub filter_root_id: String,
+    /// Where the `sample_grpc` cluster (route `/demo.Demo/`) sends gRPC calls; 0 (nothing
+    /// listens, calls there fail) unless a test started `sample-grpc`.
+    pub grpc_port: u16,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
             shipper_wasm: wasm_path(),
             filter_wasm: wasm_path(),
             filter_root_id: "moesif_api_root_id".into(),
+            grpc_port: 0,
         }
     }
 
@@ -71,6 +75,12 @@ impl Options {
 
     pub fn shipper_wasm(mut self, path: PathBuf) -> Self {
         self.shipper_wasm = path;
+        self
+    }
+
+    /// Routes `/demo.Demo/` to the `sample-grpc` listening on `port`.
+    pub fn grpc_port(mut self, port: u16) -> Self {
+        self.grpc_port = port;
         self
     }
 }
@@ -130,6 +140,7 @@ pub fn render_with(opts: &Options, upstream_port: u16, collector_port: u16) -> S
         .replace("{{LISTEN_PORT}}", "0")
         .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
         .replace("{{COLLECTOR_PORT}}", &collector_port.to_string())
+        .replace("{{GRPC_PORT}}", &opts.grpc_port.to_string())
         .replace("{{FILTER_WASM}}", &opts.filter_wasm.display().to_string())
         .replace("{{FILTER_ROOT_ID}}", &opts.filter_root_id)
         .replace("{{SHIPPER_WASM}}", &opts.shipper_wasm.display().to_string())

@@ -13,6 +13,7 @@ pub mod accounting;
 pub mod bootstrap;
 pub mod client;
 pub mod envoy;
+pub mod grpc;
 pub mod load;
 pub mod process;
 pub mod services;

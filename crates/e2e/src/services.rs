@@ -1,4 +1,4 @@
-//! The sample upstream and the local collector, as real processes.
+//! The sample upstream, the sample gRPC server and the local collector, as real processes.
 
 use crate::client::Client;
 use crate::process::Proc;
@@ -17,6 +17,22 @@ pub fn start_upstream(dir: &Path) -> Upstream {
     cmd.args(["--listen", "127.0.0.1:0"]);
     let (proc, addr) = Proc::spawn_listening("sample-upstream", cmd, &dir.join("upstream.log"));
     Upstream {
+        proc,
+        port: port_of(&addr),
+    }
+}
+
+/// `sample-grpc`: gRPC service `demo.Demo` over h2c (see `e2e::grpc` for a client).
+pub struct GrpcServer {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+pub fn start_grpc(dir: &Path) -> GrpcServer {
+    let mut cmd = Command::new(tool_bin("sample-grpc"));
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let (proc, addr) = Proc::spawn_listening("sample-grpc", cmd, &dir.join("grpc.log"));
+    GrpcServer {
         proc,
         port: port_of(&addr),
     }

@@ -276,10 +276,37 @@ fn write_grpc(out: &mut Vec<u8>, rec: &RecordRef<'_>) -> Result<(), serde_json::
     serde_json::to_writer(&mut *out, &status)?;
     if let Some(message) = lookup("grpc-message") {
         out.extend_from_slice(br#","message":"#);
-        write_str(out, message);
+        write_str(out, &percent_decode(message));
     }
     out.push(b'}');
     Ok(())
+}
+
+/// gRPC percent-encodes `grpc-message`; the event shows it as the client reads it.
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -418,6 +445,22 @@ mod tests {
     }
 
     #[test]
+    fn grpc_status_comes_from_trailers_and_its_message_is_decoded() {
+        let mut rec = sample();
+        if let Some(r) = rec.response.as_mut() {
+            r.trailers = h(&[("grpc-status", "9"), ("grpc-message", "quota%20exceeded%E2%9C%93%zz")]);
+        }
+        let e = event(&rec);
+        assert_eq!(e["response"]["headers"]["grpc-status"], "9");
+        assert_eq!(e["response"]["headers"]["grpc-message"], "quota%20exceeded%E2%9C%93%zz");
+        assert_eq!(
+            e["metadata"]["grpc"],
+            json!({"status": 9, "message": "quota exceeded\u{2713}%zz"})
+        );
+        assert!(event(&sample())["metadata"].get("grpc").is_none());
+    }
+
+    #[test]
     fn invalid_utf8_headers_bodies_still_serialize() {
         let mut rec = sample();
         rec.request_body = Body::Captured(vec![0xc3, 0x28]);
@@ -504,7 +547,7 @@ mod tests {
         struct Grpc<'a> {
             status: u32,
             #[serde(skip_serializing_if = "Option::is_none")]
-            message: Option<&'a str>,
+            message: Option<Cow<'a, str>>,
         }
 
         #[derive(Serialize)]
@@ -589,7 +632,7 @@ mod tests {
                     let lookup = |n| find(&r.trailers, n).or_else(|| find(&r.headers, n));
                     Some(Grpc {
                         status: lookup("grpc-status")?.parse().ok()?,
-                        message: lookup("grpc-message"),
+                        message: lookup("grpc-message").map(super::super::percent_decode),
                     })
                 }),
                 request_body_omitted: omitted(&rec.request_body),
