@@ -94,8 +94,29 @@ fn workloads() -> Vec<Workload> {
         Workload { name: "GET 64 KB", path: "/bytes/65536", setup: String::new(), pace_ms: None },
         Workload { name: "GET direct_response", path: "/direct", setup: String::new(), pace_ms: None },
         Workload { name: "GET small, fixed load", path: "/items", setup: String::new(), pace_ms: Some(10) },
+        // What (f)'s identity and masks cost: a signed-in client's call.
+        Workload {
+            name: "POST 1 KB JSON + JWT",
+            path: "/echo",
+            setup: format!(
+                "wrk.method = \"POST\"\nwrk.body = \"{body_1k}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {BENCH_JWT}\"\n"
+            ),
+            pace_ms: None,
+        },
+        // (f) skips this path: what a skipped call costs, next to the empty filter's floor.
+        Workload { name: "GET direct_response, skip rule", path: "/direct/health", setup: String::new(), pace_ms: None },
     ]
 }
+
+/// A JWT whose payload is `{"sub":"user-1234","org":"acme-corp","iat":1700000000}`.
+const BENCH_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMzQiLCJvcmciOiJhY21lLWNvcnAiLCJpYXQiOjE3MDAwMDAwMDB9.c2lnbmF0dXJl";
+
+/// (f): every privacy and identity feature on, as a security-minded user would run it.
+const FEATURES_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id",
+    "request_header_masks": ["x-request-id"], "response_header_masks": ["x-upstream"],
+    "request_body_masks": ["price", "name"], "response_body_masks": ["price", "name"],
+    "request_query_masks": ["page"], "authorization_company_id_field": "org",
+    "skip": [{"path": "/direct/health|/metrics/.*"}]}"#;
 
 #[derive(Clone)]
 struct Config {
@@ -141,6 +162,12 @@ fn configs(args: &Args) -> Vec<Config> {
             captures: true,
         });
     }
+    v.push(Config {
+        name: "(f) this plugin, singleton, masks + JWT identity + skip rules".into(),
+        opts: Options::new(Mode::Singleton).filter(FEATURES_CONFIG),
+        ours: true,
+        captures: true,
+    });
     v.push(Config {
         name: "(e) empty wasm filter (floor)".into(),
         opts: Options::new(Mode::Fallback)
