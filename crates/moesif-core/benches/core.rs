@@ -83,6 +83,7 @@ fn get_record() -> Record {
             body: Body::Captured(
                 br#"{"items":[{"id":1,"name":"widget"},{"id":2,"name":"gadget"}],"query":"page=2"}"#.to_vec(),
             ),
+            trailers: Vec::new(),
         }),
         ..post_record()
     }

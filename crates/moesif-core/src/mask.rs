@@ -212,39 +212,44 @@ fn mask_members(bytes: &[u8], fields: &[String], out: &mut Vec<u8>) -> usize {
 }
 
 /// The kinds of the open containers, one bit each (1 for an object), innermost in bit 0 of
-/// `bits`; every 64 levels the full word moves to `spill`.
+/// `bits`, of which `used` are in use; a full word moves to `spill` when a 65th level opens.
+/// `used` is 0 only when no container is open.
 #[derive(Default)]
 struct Kinds {
     bits: u64,
+    used: u32,
     spill: Vec<u64>,
-    depth: usize,
 }
 
 impl Kinds {
     fn push(&mut self, object: bool) {
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.used == u64::BITS {
             self.spill.push(self.bits);
             self.bits = 0;
+            self.used = 0;
         }
         self.bits = self.bits << 1 | u64::from(object);
-        self.depth += 1;
+        self.used += 1;
     }
 
     /// Closes the innermost container; false if none is open.
     fn pop(&mut self) -> bool {
-        if self.depth == 0 {
+        if self.used == 0 {
             return false;
         }
         self.bits >>= 1;
-        self.depth -= 1;
-        if self.depth > 0 && self.depth % 64 == 0 {
-            self.bits = self.spill.pop().unwrap_or_default();
+        self.used -= 1;
+        if self.used == 0 {
+            if let Some(word) = self.spill.pop() {
+                self.bits = word;
+                self.used = u64::BITS;
+            }
         }
         true
     }
 
     fn in_object(&self) -> bool {
-        self.depth > 0 && self.bits & 1 == 1
+        self.used > 0 && self.bits & 1 == 1
     }
 }
 
@@ -691,7 +696,7 @@ mod tests {
     #[test]
     fn kinds_stack_crosses_word_boundaries() {
         let mut kinds = Kinds::default();
-        let pattern = |d: usize| d % 3 == 0 || d % 7 == 1;
+        let pattern = |d: usize| d % 3 == 2 || d % 7 == 1;
         for d in 0..300 {
             kinds.push(pattern(d));
             assert_eq!(kinds.in_object(), pattern(d));

@@ -22,7 +22,9 @@ use moesif_core::forward::{open, Block, Forwarder, Unreadable, READS};
 use moesif_core::headers::{
     client_ip, find, parse_ip, take_request_line, take_status, HeaderMap, CLIENT_IP_HEADERS,
 };
+use moesif_core::identity::{self, identify, IdentityRules};
 use moesif_core::json;
+use moesif_core::mask;
 use moesif_core::pairs;
 use moesif_core::record::{Record, RecordRef};
 use moesif_core::retry::{classify, parse_retry_after, Backoff, Verdict};
@@ -1681,6 +1683,597 @@ fn reference_iso8601_ms(ns: i64) -> String {
 #[test]
 fn fuzz_retry_time() {
     fuzz("retry_time", &[], retry_time_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 9: masking (mask.rs): query parameters, JSON body members, header names
+// ---------------------------------------------------------------------------------------------
+
+const MASK_DICT: &[&[u8]] = &[
+    b"\n",
+    b",",
+    b"?",
+    b"#",
+    b"&",
+    b";",
+    b"=",
+    b"+",
+    b"%",
+    b"%74",
+    b"%zz",
+    b"token",
+    b"password",
+    b"pass\\u0077ord",
+    b"\\u00e9",
+    b"\\ud83d\\ude00",
+    b"\\\"",
+    b"\"password\":",
+    b"\"token\" : ",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b"null",
+    b"-1.5e3",
+    b"http://h/p?",
+    b"\xc3\xa9",
+];
+
+/// A mask input: line 1 the names (comma-separated; query parameters, JSON members and header
+/// names alike), line 2 a request path, the rest a JSON body. Lossy UTF-8.
+fn split_mask_input(input: &[u8]) -> (Vec<String>, String, String) {
+    let text = String::from_utf8_lossy(input);
+    let mut parts = text.splitn(3, '\n');
+    let names = parts
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let path = parts.next().unwrap_or_default().to_string();
+    let body = parts.next().unwrap_or_default().to_string();
+    (names, path, body)
+}
+
+fn mask_target(input: &[u8]) {
+    let (names, path, body) = split_mask_input(input);
+    let fixed: Vec<String> = ["password", "token", "a", "é", ""]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for names in [&names, &fixed, &Vec::new()] {
+        check_mask_headers(names, &path);
+        check_mask_query(&path, names);
+        check_mask_json(&body, names);
+    }
+}
+
+/// `is_masked_header`: one of the masks, in any ASCII case.
+fn check_mask_headers(masks: &[String], other: &str) {
+    let candidates = masks
+        .iter()
+        .map(String::as_str)
+        .chain(mask::CREDENTIAL_HEADERS.iter().copied())
+        .chain([other, ""])
+        .take(32);
+    for name in candidates {
+        for name in [name.to_string(), name.to_ascii_uppercase()] {
+            let expected = masks.iter().any(|m| m.eq_ignore_ascii_case(&name));
+            assert_eq!(mask::is_masked_header(&name, masks), expected, "{name:?}");
+        }
+    }
+}
+
+/// Percent-decodes `s` (a `%` without two hex digits is literal), `+` as a space or not.
+fn reference_percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|&c| (c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn reference_query_name_matches(name: &str, names: &[String]) -> bool {
+    let a = reference_percent_decode(name, false);
+    let b = reference_percent_decode(name, true);
+    names.iter().any(|n| n.as_bytes() == a || n.as_bytes() == b)
+}
+
+/// What `mask::query` is documented to do, and how many parameters it masks.
+fn reference_query(path: &str, names: &[String]) -> (String, usize) {
+    let (before, fragment) = match path.find('#') {
+        Some(i) => path.split_at(i),
+        None => (path, ""),
+    };
+    let Some(q) = before.find('?') else {
+        return (path.to_string(), 0);
+    };
+    let (head, query) = before.split_at(q + 1);
+    let mut out = head.to_string();
+    let mut masked = 0;
+    let mut rest = query;
+    loop {
+        let (param, separator, next) = match rest.find(['&', ';']) {
+            Some(i) => (&rest[..i], &rest[i..i + 1], Some(&rest[i + 1..])),
+            None => (rest, "", None),
+        };
+        let name = param.split('=').next().unwrap_or_default();
+        if !param.is_empty() && reference_query_name_matches(name, names) {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(mask::MASKED);
+            masked += 1;
+        } else {
+            out.push_str(param);
+        }
+        out.push_str(separator);
+        match next {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    out.push_str(fragment);
+    (out, masked)
+}
+
+fn check_mask_query(path: &str, names: &[String]) {
+    let got = mask::query(path, names);
+    let (expected, masked) = reference_query(path, names);
+    assert_eq!(&*got, expected, "query({path:?}, {names:?})");
+    assert_eq!(
+        matches!(got, Cow::Borrowed(_)),
+        masked == 0,
+        "borrowed exactly when nothing is masked"
+    );
+    // Never a masked value in the output: every named parameter's value is the marker.
+    if let Some(q) = got.split('#').next().and_then(|b| b.split_once('?')) {
+        for param in q.1.split(['&', ';']).filter(|p| !p.is_empty()) {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if reference_query_name_matches(name, names) {
+                assert_eq!(value, mask::MASKED, "{param:?} in {got:?}");
+            }
+        }
+    }
+}
+
+/// The reference masking over a parsed value, and whether any member was masked.
+fn reference_mask_value(
+    value: &serde_json::Value,
+    fields: &[String],
+    masked: &mut bool,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if fields.contains(k) {
+                        *masked = true;
+                        Value::String(mask::MASKED.into())
+                    } else {
+                        reference_mask_value(v, fields, masked)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| reference_mask_value(v, fields, masked))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn check_mask_json(body: &str, fields: &[String]) {
+    // Appends to what `out` holds.
+    let mut out = b"prefix".to_vec();
+    mask::json_body(body, fields, &mut out);
+    assert!(out.starts_with(b"prefix"));
+    let out = &out[b"prefix".len()..];
+    if fields.is_empty() {
+        assert_eq!(out, body.as_bytes());
+    }
+    let Ok(input) = serde_json::from_str::<serde_json::Value>(body) else {
+        return;
+    };
+    let text = std::str::from_utf8(out).expect("output is UTF-8");
+    let output: serde_json::Value = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("masked output does not parse ({e}): {text}"));
+    let mut masked = false;
+    let expected = reference_mask_value(&input, fields, &mut masked);
+    assert_eq!(output, expected, "fields {fields:?}: {text}");
+    if !masked {
+        assert_eq!(text, body, "nothing to mask, but the bytes changed");
+    }
+    if json::is_valid(body.as_bytes()) {
+        assert!(json::is_valid(out), "{text}");
+    }
+}
+
+#[test]
+fn fuzz_mask() {
+    fuzz("mask", MASK_DICT, mask_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 10: identity (identity.rs): explicit headers, JWT claims, Basic credentials
+// ---------------------------------------------------------------------------------------------
+
+const IDENTITY_DICT: &[&[u8]] = &[
+    b"\n",
+    b"|",
+    b",",
+    b".",
+    b": ",
+    b"authorization: ",
+    b"Authorization: Bearer ",
+    b"bearer  ",
+    b"Basic ",
+    b"x-user-id: ",
+    b"x-company-id: ",
+    b"=",
+    b"==",
+    b"+",
+    b"/",
+    b"-",
+    b"_",
+    b"eyJ",
+    b"eyJzdWIiOiJ1In0",
+    b"eyJzdWIiOjF9",
+    b"e30",
+    b"YTpi",
+    b"sub",
+    b"user.id",
+    b"\t",
+    b"\xc3\xa9",
+];
+
+/// An identity input: line 1 the rules, `|`-separated: user id header, company id header,
+/// authorization header names (comma-separated), user id claim, company id claim. A part left
+/// out takes the default, an empty header part is none. The other lines are `name: value`
+/// headers, as in the headers target.
+fn split_identity_input(input: &[u8]) -> (IdentityRules, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(input);
+    let (rules_line, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut parts = rules_line.split('|');
+    let optional = |p: Option<&str>| p.filter(|p| !p.is_empty()).map(str::to_string);
+    let defaults = IdentityRules::default();
+    let rules = IdentityRules {
+        user_id_header: optional(parts.next()),
+        company_id_header: optional(parts.next()),
+        authorization_header_names: match parts.next() {
+            Some(names) => names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => defaults.authorization_header_names,
+        },
+        authorization_user_id_field: parts
+            .next()
+            .map_or(defaults.authorization_user_id_field, str::to_string),
+        authorization_company_id_field: optional(parts.next()),
+    };
+    let headers = rest
+        .split('\n')
+        .map(|line| match line.split_once(": ") {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => (line.to_string(), String::new()),
+        })
+        .collect();
+    (rules, headers)
+}
+
+fn identity_target(input: &[u8]) {
+    let (rules, headers) = split_identity_input(input);
+    check_identity(&headers, &rules);
+    check_identity(&headers, &IdentityRules::default());
+}
+
+/// Base64 as documented: one alphabet (standard or URL-safe), with or without padding (a
+/// partial one too, as the `base64` crate's `Indifferent` mode takes it), the bits after the
+/// last whole byte ignored.
+fn reference_base64(s: &str) -> Option<Vec<u8>> {
+    if s.contains(['+', '/']) && s.contains(['-', '_']) {
+        return None;
+    }
+    let body = s.trim_end_matches('=');
+    let pad = s.len() - body.len();
+    if body.len() % 4 == 1 || pad > (4 - body.len() % 4) % 4 {
+        return None;
+    }
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Vec::new();
+    for c in body.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// What a claim path gives, as a JSON value (a non-empty string or a number), from the parsed
+/// payload.
+fn reference_claim(
+    payload: &serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let value = match payload.get(path) {
+        Some(v) => v,
+        None => {
+            let mut names = path.split('.');
+            let mut v = payload.get(names.next()?)?;
+            for name in names {
+                v = v.as_object()?.get(name)?;
+            }
+            v
+        }
+    };
+    match value {
+        Value::String(s) if !s.is_empty() => Some(value.clone()),
+        Value::Number(_) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+/// `identify` as documented, with claims as JSON values (a number's text is compared by value).
+/// `None` when the reference cannot tell: a payload that is valid JSON but more than
+/// serde_json's `Value` takes (nested over 128 levels, a number beyond f64).
+fn reference_identity(
+    headers: &[(String, String)],
+    rules: &IdentityRules,
+) -> Option<(Option<serde_json::Value>, Option<serde_json::Value>)> {
+    use serde_json::Value;
+    let explicit = |name: &Option<String>| {
+        let name = name.as_ref()?;
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .find(|v| !v.is_empty())
+            .map(|v| Value::String(v.to_string()))
+    };
+    let user = explicit(&rules.user_id_header);
+    let company = explicit(&rules.company_id_header);
+    // The token: the first name with a non-empty value; one over the bound counts as present
+    // (it is not scanned to see whether it is blank), and gives nothing.
+    let token = rules.authorization_header_names.iter().find_map(|name| {
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.len() > identity::MAX_TOKEN_LEN || !v.trim().is_empty())
+    });
+    let Some(token) = token.filter(|t| t.len() <= identity::MAX_TOKEN_LEN) else {
+        return Some((user, company));
+    };
+    let token = token.trim();
+    let scheme = |name: &str| -> Option<&str> {
+        let head = token.get(..name.len())?;
+        let rest = token.get(name.len()..)?;
+        (head.to_ascii_lowercase() == name && rest.starts_with([' ', '\t']))
+            .then(|| rest.trim_start_matches([' ', '\t']))
+    };
+    let (token_user, token_company) = if let Some(credentials) = scheme("basic") {
+        let user = reference_base64(credentials).and_then(|d| {
+            let colon = d.iter().position(|&b| b == b':')?;
+            (colon > 0).then(|| Value::String(String::from_utf8_lossy(&d[..colon]).into_owned()))
+        });
+        (user, None)
+    } else {
+        let jwt = scheme("bearer").unwrap_or(token);
+        let segments: Vec<&str> = jwt.split('.').collect();
+        let b64 = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_+/=".contains(&b))
+        };
+        let payload = match segments[..] {
+            [h, p, s] if !h.is_empty() && !p.is_empty() && b64(h) && b64(p) && b64(s) => {
+                reference_base64(p)
+            }
+            _ => None,
+        };
+        match payload.map(|p| serde_json::from_slice::<Value>(&p)) {
+            Some(Ok(Value::Object(claims))) => (
+                reference_claim(&claims, &rules.authorization_user_id_field),
+                rules
+                    .authorization_company_id_field
+                    .as_deref()
+                    .and_then(|f| reference_claim(&claims, f)),
+            ),
+            // Valid JSON that `Value` cannot hold: `identify` skips over such parts unparsed.
+            Some(Err(e))
+                if e.to_string().contains("recursion limit")
+                    || e.to_string().contains("number out of range") =>
+            {
+                return None
+            }
+            _ => (None, None),
+        }
+    };
+    Some((user.or(token_user), company.or(token_company)))
+}
+
+fn check_identity(headers: &[(String, String)], rules: &IdentityRules) {
+    let got = identify(headers, rules);
+    // Borrowed headers give the same.
+    let borrowed: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(identify(&borrowed, rules), got);
+    for id in [&got.user_id, &got.company_id].into_iter().flatten() {
+        assert!(!id.is_empty());
+    }
+    let Some((user, company)) = reference_identity(headers, rules) else {
+        return;
+    };
+    // A string is that string; a number is JSON text of the same number.
+    let same = |got: &Option<String>, expected: &Option<serde_json::Value>| match (got, expected) {
+        (None, None) => true,
+        (Some(g), Some(serde_json::Value::String(e))) => g == e,
+        (Some(g), Some(n @ serde_json::Value::Number(_))) => {
+            serde_json::from_str::<serde_json::Value>(g).ok().as_ref() == Some(n)
+        }
+        _ => false,
+    };
+    assert!(
+        same(&got.user_id, &user) && same(&got.company_id, &company),
+        "identify gave {got:?}, the reference {user:?} / {company:?} ({rules:?})"
+    );
+}
+
+#[test]
+fn fuzz_identity() {
+    fuzz("identity", IDENTITY_DICT, identity_target);
+}
+
+/// Tokens the mutator seldom makes: well-formed JWTs with random claims, in every alphabet and
+/// padding, behind schemes in random case and spacing, and tokens around the size bound.
+#[test]
+fn identity_of_generated_tokens() {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use serde_json::{json, Value};
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("identity_of_generated_tokens"));
+    let values = [
+        json!("user-1"),
+        json!(""),
+        json!(" spaced "),
+        json!("é😀\"\\"),
+        json!(42),
+        json!(-7),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(true),
+        Value::Null,
+        json!([1, "a"]),
+        json!({"id": "inner", "org": {"id": 9}}),
+    ];
+    let fields = [
+        "sub",
+        "uid",
+        "user.id",
+        "user.org.id",
+        "a.b",
+        "https://x.io/id",
+        "",
+    ];
+    for case in 0..cases() {
+        let mut claims = serde_json::Map::new();
+        for _ in 0..rng.usize(..6) {
+            let key = fields[rng.usize(..fields.len())];
+            claims.insert(key.into(), values[rng.usize(..values.len())].clone());
+        }
+        if rng.bool() {
+            claims.insert("user".into(), values[rng.usize(..values.len())].clone());
+        }
+        if rng.u8(..8) == 0 {
+            claims.insert("pad".into(), json!("x".repeat(rng.usize(..20_000))));
+        }
+        let payload = serde_json::to_vec(&Value::Object(claims)).unwrap();
+        let engine = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD][rng.usize(..4)];
+        let jwt = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            engine.encode(&payload),
+            ["", "c2ln", "abc-_"][rng.usize(..3)]
+        );
+        let spaces = " \t".repeat(rng.usize(..3)) + " ";
+        let scheme: String = "bearer"
+            .chars()
+            .map(|c| {
+                if rng.bool() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let value = match rng.u8(..4) {
+            0 => jwt.clone(),
+            1 => format!(" {jwt} "),
+            2 => format!("Basic {}", STANDARD.encode(format!("{case}:{jwt}"))),
+            _ => format!("{scheme}{spaces}{jwt}"),
+        };
+        let mut headers = vec![
+            ("x-other".to_string(), "1".to_string()),
+            (
+                ["authorization", "x-token"][rng.usize(..2)].to_string(),
+                value,
+            ),
+        ];
+        if rng.u8(..4) == 0 {
+            headers.push((
+                "x-user-id".into(),
+                ["", " u ", "hdr"][rng.usize(..3)].into(),
+            ));
+        }
+        let rules = IdentityRules {
+            user_id_header: rng.bool().then(|| "X-User-Id".to_string()),
+            company_id_header: None,
+            authorization_header_names: match rng.u8(..3) {
+                0 => vec!["authorization".into()],
+                1 => vec!["x-token".into(), "Authorization".into()],
+                _ => vec![],
+            },
+            authorization_user_id_field: fields[rng.usize(..fields.len())].into(),
+            authorization_company_id_field: rng
+                .bool()
+                .then(|| fields[rng.usize(..fields.len())].into()),
+        };
+        check_identity(&headers, &rules);
+    }
+    // Around the bound, and far over it.
+    let claims = |pad: usize| format!(r#"{{"sub":"u","pad":"{}"}}"#, "x".repeat(pad));
+    let rules = IdentityRules::default();
+    for pad in (12_200..12_300).chain([3 << 20]) {
+        let jwt = format!("e30.{}.", URL_SAFE_NO_PAD.encode(claims(pad)));
+        for value in [jwt.clone(), format!("Bearer {jwt}")] {
+            let got = identify(&[("authorization", value.as_str())], &rules).user_id;
+            assert_eq!(
+                got.is_some(),
+                value.len() <= identity::MAX_TOKEN_LEN,
+                "{}",
+                value.len()
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
