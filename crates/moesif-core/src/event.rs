@@ -448,11 +448,17 @@ mod tests {
     fn grpc_status_comes_from_trailers_and_its_message_is_decoded() {
         let mut rec = sample();
         if let Some(r) = rec.response.as_mut() {
-            r.trailers = h(&[("grpc-status", "9"), ("grpc-message", "quota%20exceeded%E2%9C%93%zz")]);
+            r.trailers = h(&[
+                ("grpc-status", "9"),
+                ("grpc-message", "quota%20exceeded%E2%9C%93%zz"),
+            ]);
         }
         let e = event(&rec);
         assert_eq!(e["response"]["headers"]["grpc-status"], "9");
-        assert_eq!(e["response"]["headers"]["grpc-message"], "quota%20exceeded%E2%9C%93%zz");
+        assert_eq!(
+            e["response"]["headers"]["grpc-message"],
+            "quota%20exceeded%E2%9C%93%zz"
+        );
         assert_eq!(
             e["metadata"]["grpc"],
             json!({"status": 9, "message": "quota exceeded\u{2713}%zz"})
