@@ -79,6 +79,15 @@ fn missing_application_id_is_refused_naming_the_key() {
 }
 
 #[test]
+fn a_skip_regex_that_does_not_compile_is_refused_naming_the_key() {
+    let log = rejected_log(r#"{"moesif_application_id": "x", "skip": [{"path": "/health("}]}"#);
+    assert!(
+        log.contains("invalid plugin config: key `skip[0].path`: not a valid regex"),
+        "{log}"
+    );
+}
+
+#[test]
 fn wrong_type_is_refused_naming_the_key() {
     let log = rejected_log(r#"{"moesif_application_id": "x", "batch_max_size": "ten"}"#);
     assert!(

@@ -475,6 +475,74 @@ mod tests {
     }
 
     #[test]
+    fn privacy_and_identity_options_are_refused_naming_the_key() {
+        let refused = |extra: &str| {
+            let json = format!(r#"{{"moesif_application_id":"a",{extra}}}"#);
+            Config::parse(json.as_bytes()).unwrap_err()
+        };
+        let e = refused(r#""skip":[{"method":"GET"},{"path":"(unclosed"}]"#);
+        assert_eq!(e.key, "skip[1].path");
+        assert!(e.reason.starts_with("not a valid regex"), "{}", e.reason);
+        assert_eq!(refused(r#""skip":[{}]"#).key, "skip[0]");
+        assert_eq!(refused(r#""skip":[{"paht":"/x"}]"#).key, "skip[0].paht");
+        assert_eq!(
+            refused(r#""request_body_masks":"password""#).key,
+            "request_body_masks"
+        );
+        assert_eq!(
+            refused(r#""request_header_masks":["a",""]"#).key,
+            "request_header_masks[1]"
+        );
+        assert_eq!(refused(r#""metadata":{"envoy":1}"#).key, "metadata.envoy");
+        assert_eq!(refused(r#""metadata":[1]"#).key, "metadata");
+        assert_eq!(refused(r#""direction":"sideways""#).key, "direction");
+        assert_eq!(
+            refused(r#""authorization_header_name":" , ""#).key,
+            "authorization_header_name"
+        );
+        assert_eq!(
+            refused(r#""authorization_user_id_field":"""#).key,
+            "authorization_user_id_field"
+        );
+        assert_eq!(
+            refused(r#""response_max_body_size":20000000"#).key,
+            "response_max_body_size"
+        );
+        assert_eq!(
+            refused(r#""mask_credentials":"no""#).key,
+            "mask_credentials"
+        );
+    }
+
+    #[test]
+    fn privacy_and_identity_defaults() {
+        let c = Config::parse(br#"{"moesif_application_id":"a","max_body_size":500}"#)
+            .unwrap()
+            .config;
+        assert!(c.mask_credentials);
+        assert_eq!(c.authorization_header_names(), vec!["authorization"]);
+        assert_eq!(c.authorization_user_id_field, "sub");
+        assert_eq!(
+            (c.request_body_cap(), c.response_body_cap()),
+            (Some(500), Some(500))
+        );
+        assert_eq!(c.direction, DirectionSetting::Auto);
+        let c = Config::parse(
+            br#"{"moesif_application_id":"a","disable_capture_request_body":true,"response_max_body_size":7,"authorization_header_name":"Authorization, X-Token"}"#,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            (c.request_body_cap(), c.response_body_cap()),
+            (None, Some(7))
+        );
+        assert_eq!(
+            c.authorization_header_names(),
+            vec!["authorization", "x-token"]
+        );
+    }
+
+    #[test]
     fn wrong_type_names_the_key() {
         let e =
             Config::parse(br#"{"moesif_application_id":"a","batch_max_size":"ten"}"#).unwrap_err();
