@@ -60,6 +60,29 @@ pub fn bootstrap(
     v
 }
 
+/// The plugin as an inline HTTP filter named `name`, with `root_id` and `vm_id`.
+pub fn wasm_filter(
+    name: &str,
+    root_id: &str,
+    vm_id: &str,
+    plugin_config: &str,
+    wasm: &Path,
+) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name, "root_id": root_id, "failure_policy": "FAIL_OPEN",
+                "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": wasm}}},
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": plugin_config}
+            }
+        }
+    })
+}
+
 /// The filter as Istio declares it: its config comes over ECDS, here from the file `ecds`.
 pub fn ecds_filter(ecds: &Path) -> Value {
     json!({

@@ -4,7 +4,7 @@
 //! example manifests, which the Istio and Gloo configs here are built from.
 
 use e2e::accounting;
-use e2e::bootstrap::{ecds_filter, singleton, write_ecds};
+use e2e::bootstrap::{ecds_filter, singleton, wasm_filter, write_ecds};
 use e2e::client::Client;
 use e2e::envoy::{self, Envoy};
 use e2e::process::wait_for;
@@ -245,18 +245,13 @@ fn gloo_filter(vm_id: &str) -> (Value, Value) {
     let docs = example("gloo/gateway.yaml");
     let f = &kind(&docs, "Gateway")["spec"]["httpGateway"]["options"]["wasm"]["filters"][0];
     let cfg = checked_plugin_config(f["config"]["value"].as_str().unwrap());
-    let filter = json!({
-        "name": f["name"],
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": f["name"], "root_id": f["rootId"], "failure_policy": "FAIL_OPEN",
-                "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": e2e::wasm_path()}}},
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": cfg.to_string()}
-            }
-        }
-    });
+    let filter = wasm_filter(
+        f["name"].as_str().unwrap(),
+        f["rootId"].as_str().unwrap(),
+        vm_id,
+        &cfg.to_string(),
+        &e2e::wasm_path(),
+    );
     (filter, cfg)
 }
 

@@ -303,6 +303,28 @@ fn default_identity_is_the_jwt_sub() {
     accounting::settle(&stack.envoy, Duration::from_secs(10));
 }
 
+/// On an outbound listener (an Istio sidecar's calls to other services) the events say
+/// `Outgoing`, read from Envoy's `listener_direction`.
+#[test]
+fn events_of_an_outbound_listener_are_outgoing() {
+    let dir = e2e::scratch("outbound");
+    let upstream = e2e::services::start_upstream(&dir);
+    let collector = e2e::services::start_collector(&dir);
+    let config = filter(json!({}));
+    let wasm = e2e::wasm_path();
+    let filter = e2e::bootstrap::wasm_filter("moesif", "", "outbound-vm", &config, &wasm);
+    let mut bootstrap =
+        e2e::bootstrap::bootstrap(filter, upstream.port, "moesif_api", collector.port, None);
+    bootstrap["static_resources"]["listeners"][0]["traffic_direction"] = json!("OUTBOUND");
+    let envoy = e2e::envoy::start_json(&dir, &bootstrap);
+    assert_eq!(Client::new().get(&envoy.url("/items"), &[]).status, 200);
+    wait_for("the event", Duration::from_secs(15), || {
+        (collector.event_count() == 1).then_some(())
+    });
+    assert_eq!(collector.events()[0]["direction"], "Outgoing");
+    accounting::settle(&envoy, Duration::from_secs(10));
+}
+
 #[test]
 fn skipped_calls_make_no_event_and_are_counted() {
     let config = filter(json!({

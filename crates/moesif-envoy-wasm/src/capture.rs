@@ -152,7 +152,7 @@ impl HttpContext for Capture {
         rec.cluster_name = host::string_property(&["xds", "cluster_name"]).unwrap_or_default();
         if self.shared.config.direction == DirectionSetting::Auto {
             // Envoy's enum: 0 unspecified, 1 inbound, 2 outbound.
-            rec.outbound = host::i64_property(&["listener_direction"]) == Some(2);
+            rec.outbound = host::i64_property(&["xds", "listener_direction"]) == Some(2);
         }
         rec.request_body = finish(&mut self.request_body);
         let status = self.status.or_else(|| {
