@@ -1,5 +1,6 @@
 //! The collector's HTTP API: the Moesif endpoints the plugin calls (`/v1/...`) and the
-//! `/_collector/...` endpoints tests use to inspect what arrived and to inject faults.
+//! `/_collector/...` endpoints tests use to inspect what arrived, to change the app config
+//! and rules the plugin fetches, and to inject faults.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,12 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::LengthLimitError;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::app_config::AppConfig;
 use crate::decode::{decode, DecodeError};
-use crate::faults::{garbage_body, BrokenBody, FaultSpec, Faults, Injected, RESET_ANNOUNCED_LEN};
+use crate::documents::{Document, Tagged};
+use crate::faults::{
+    garbage_body, BrokenBody, FaultSpec, FaultsByTarget, Injected, Target, RESET_ANNOUNCED_LEN,
+};
 use crate::serve::Refusal;
 use crate::skim::skim_events;
 use crate::store::{EventFilter, Rejection, Store};
@@ -26,7 +30,6 @@ use crate::validate::parse_events;
 /// Moesif's limit on one batch; also bounds what a decompressed body may grow to.
 const MAX_BATCH_BYTES: usize = 50 * 1024 * 1024;
 const APP_ID_HEADER: &str = "x-moesif-application-id";
-const ETAG_HEADER: &str = "x-moesif-config-etag";
 /// Carries a fault spec's `header_bytes`.
 const HOSTILE_HEADER: &str = "x-hostile";
 
@@ -34,28 +37,44 @@ const HOSTILE_HEADER: &str = "x-hostile";
 #[derive(Debug)]
 pub struct Collector {
     store: Mutex<Store>,
-    faults: Mutex<Faults>,
-    config: Mutex<AppConfig>,
+    faults: Mutex<FaultsByTarget>,
+    config: Mutex<Tagged>,
+    rules: Mutex<Tagged>,
     refusals: mpsc::UnboundedSender<Refusal>,
 }
 
 impl Collector {
     /// `refusals` reaches the accept loop, which alone can close the listening socket.
+    /// `config` and `rules` are the documents served at first (see [`Tagged::parse`]).
     pub fn new(
         store: Store,
-        config: AppConfig,
+        config: Tagged,
+        rules: Tagged,
         refusals: mpsc::UnboundedSender<Refusal>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store: Mutex::new(store),
-            faults: Mutex::new(Faults::default()),
+            faults: Mutex::new(FaultsByTarget::default()),
             config: Mutex::new(config),
+            rules: Mutex::new(rules),
             refusals,
         })
     }
 
-    /// Puts `spec` in force. A `refuse_ms` refusal is handed to the accept loop; the returned
-    /// receiver resolves once the listening socket is actually closed.
+    fn document(&self, document: Document) -> &Mutex<Tagged> {
+        match document {
+            Document::AppConfig => &self.config,
+            Document::Rules => &self.rules,
+        }
+    }
+
+    /// The tag of the document served now.
+    fn tag(&self, document: Document) -> String {
+        lock(self.document(document)).tag().to_owned()
+    }
+
+    /// Puts `spec` in force for its target. A `refuse_ms` refusal is handed to the accept
+    /// loop; the returned receiver resolves once the listening socket is actually closed.
     pub fn apply_faults(&self, spec: &FaultSpec) -> Option<oneshot::Receiver<()>> {
         lock(&self.faults).set(spec);
         let ms = spec.refuse_ms?;
@@ -72,27 +91,18 @@ impl Collector {
     /// Handles an event POST after its body arrived; runs in its own task (see
     /// [`receive_events`]) so that it completes even when the client gives up.
     async fn process(&self, headers: HeaderMap, wire: Bytes, batch: bool) -> Response {
-        let latency = lock(&self.faults).latency();
+        let latency = lock(&self.faults).of(Target::Events).latency();
         if let Some(latency) = latency {
             tokio::time::sleep(latency).await;
         }
-        let injected = lock(&self.faults).take();
+        let injected = lock(&self.faults).of(Target::Events).take();
         let Some(injected) = injected else {
             return self.handle(&headers, &wire, batch);
         };
-        let response = if injected.replaces_handling() {
+        if injected.replaces_handling() {
             lock(&self.store).reject(Rejection::Fault);
-            injected_answer(&injected)
-        } else {
-            // A real success that merely answers strangely: handled and stored as usual.
-            let mut response = self.handle(&headers, &wire, batch);
-            let success_status = injected.status.and_then(|s| StatusCode::from_u16(s).ok());
-            if let Some(status) = success_status.filter(|_| response.status().is_success()) {
-                *response.status_mut() = status;
-            }
-            response
-        };
-        tamper(response, &injected)
+        }
+        faulted(&injected, || self.handle(&headers, &wire, batch))
     }
 
     /// What the collector makes of an event POST without faults: validate, store, answer.
@@ -135,8 +145,9 @@ impl Collector {
             }
             eprintln!("batch: {count} events");
         }
-        let etag = lock(&self.config).etag().to_owned();
-        (StatusCode::CREATED, [(ETAG_HEADER, etag)]).into_response()
+        // Both tags, so the plugin learns of a change without polling.
+        let tags = [Document::AppConfig, Document::Rules].map(|d| (d.tag_header(), self.tag(d)));
+        (StatusCode::CREATED, tags).into_response()
     }
 
     /// Answers an event POST with a 4xx of its own making, counting it as rejected.
@@ -151,14 +162,30 @@ pub fn router(collector: Arc<Collector>) -> Router {
     Router::new()
         .route("/v1/events/batch", post(receive_batch))
         .route("/v1/events", post(receive_event))
-        .route("/v1/config", get(get_config))
+        .route(
+            "/v1/config",
+            get(|state, headers| fetch(state, headers, Document::AppConfig)),
+        )
+        .route(
+            "/v1/rules",
+            get(|state, headers| fetch(state, headers, Document::Rules)),
+        )
         .route("/_collector/events", get(list_events).delete(clear_events))
         .route("/_collector/stats", get(stats))
         .route(
             "/_collector/faults",
             get(get_faults).post(set_faults).delete(clear_faults),
         )
-        .route("/_collector/config", post(set_config))
+        .route(
+            "/_collector/config",
+            get(|state| show_document(state, Document::AppConfig))
+                .post(|state, body| set_document(state, body, Document::AppConfig)),
+        )
+        .route(
+            "/_collector/rules",
+            get(|state| show_document(state, Document::Rules))
+                .post(|state, body| set_document(state, body, Document::Rules)),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .with_state(collector)
 }
@@ -195,34 +222,70 @@ async fn receive_events(
     })
 }
 
-async fn get_config(State(collector): State<Arc<Collector>>, headers: HeaderMap) -> Response {
+/// `GET /v1/config` or `GET /v1/rules`: the document with its tag, unless a fault of that
+/// target answers otherwise. Counted on arrival, so a faulted fetch, or one the client gave
+/// up on, counts too; one without an app id does not.
+async fn fetch(
+    State(collector): State<Arc<Collector>>,
+    headers: HeaderMap,
+    document: Document,
+) -> Response {
     if !has_app_id(&headers) {
         return unauthorized();
     }
-    lock(&collector.store).count_config_request();
-    let config = lock(&collector.config).clone();
+    lock(&collector.store).count_fetch(document);
+    let target = match document {
+        Document::AppConfig => Target::Config,
+        Document::Rules => Target::Rules,
+    };
+    let latency = lock(&collector.faults).of(target).latency();
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    let injected = lock(&collector.faults).of(target).take();
+    let serve = || served(document, &lock(collector.document(document)));
+    match injected {
+        Some(injected) => faulted(&injected, serve),
+        None => serve(),
+    }
+}
+
+/// `GET /_collector/config` or `GET /_collector/rules`: what the plugin would fetch, without
+/// counting a fetch or meeting a fault.
+async fn show_document(State(collector): State<Arc<Collector>>, document: Document) -> Response {
+    served(document, &lock(collector.document(document)))
+}
+
+/// Replaces the app config or the rules, so tests can change a tag and watch the plugin
+/// refetch; answers like [`show_document`] with the new one.
+async fn set_document(
+    State(collector): State<Arc<Collector>>,
+    body: Bytes,
+    document: Document,
+) -> Response {
+    let tagged = std::str::from_utf8(&body)
+        .map_err(|e| format!("{} is not UTF-8: {e}", document.name()))
+        .and_then(|json| Tagged::parse(document, json));
+    match tagged {
+        Ok(tagged) => {
+            let response = served(document, &tagged);
+            *lock(collector.document(document)) = tagged;
+            response
+        }
+        Err(reason) => error(StatusCode::BAD_REQUEST, reason),
+    }
+}
+
+/// A document as the plugin gets it: the JSON, with its tag in the document's header.
+fn served(document: Document, tagged: &Tagged) -> Response {
     (
         [
             (header::CONTENT_TYPE.as_str(), "application/json"),
-            (ETAG_HEADER, config.etag()),
+            (document.tag_header(), tagged.tag()),
         ],
-        config.body().to_owned(),
+        tagged.body().to_owned(),
     )
         .into_response()
-}
-
-/// Replaces the app config, so tests can change the ETag and watch the plugin refetch.
-async fn set_config(State(collector): State<Arc<Collector>>, body: Bytes) -> Response {
-    let config = match std::str::from_utf8(&body)
-        .map_err(|e| e.to_string())
-        .and_then(AppConfig::parse)
-    {
-        Ok(config) => config,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
-    };
-    let etag = config.etag().to_owned();
-    *lock(&collector.config) = config;
-    Json(json!({ "etag": etag })).into_response()
 }
 
 /// Always `[]` in count-only mode, which keeps no events.
@@ -250,8 +313,19 @@ async fn stats(State(collector): State<Arc<Collector>>) -> Json<Value> {
     Json(lock(&collector.store).stats())
 }
 
-async fn get_faults(State(collector): State<Arc<Collector>>) -> Json<FaultSpec> {
-    Json(lock(&collector.faults).current())
+/// `?target=` of the faults endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetQuery {
+    target: Option<Target>,
+}
+
+/// The faults in force for `?target=` (default: event POSTs).
+async fn get_faults(
+    State(collector): State<Arc<Collector>>,
+    Query(query): Query<TargetQuery>,
+) -> Json<FaultSpec> {
+    Json(lock(&collector.faults).current(query.target.unwrap_or_default()))
 }
 
 async fn set_faults(State(collector): State<Arc<Collector>>, body: Bytes) -> Response {
@@ -261,16 +335,43 @@ async fn set_faults(State(collector): State<Arc<Collector>>, body: Bytes) -> Res
                 // An error only means the accept loop is gone: nothing left to wait for.
                 let _ = closed.await;
             }
-            Json(lock(&collector.faults).current()).into_response()
+            Json(lock(&collector.faults).current(spec.target())).into_response()
         }
         Err(reason) => error(StatusCode::BAD_REQUEST, reason),
     }
 }
 
-async fn clear_faults(State(collector): State<Arc<Collector>>) -> Json<FaultSpec> {
+/// Clears the faults of `?target=`, or of every target without it; answers the (now empty)
+/// spec of that target, or of event POSTs.
+async fn clear_faults(
+    State(collector): State<Arc<Collector>>,
+    Query(query): Query<TargetQuery>,
+) -> Json<FaultSpec> {
     let mut faults = lock(&collector.faults);
-    *faults = Faults::default();
-    Json(faults.current())
+    faults.clear(query.target);
+    Json(faults.current(query.target.unwrap_or_default()))
+}
+
+/// The answer to a request under an injected fault: the fault's own answer if it replaces
+/// handling, else `handle`'s (a real success that merely answers strangely, its status
+/// replaced if it succeeded), tampered with either way.
+fn faulted(injected: &Injected, handle: impl FnOnce() -> Response) -> Response {
+    let response = if injected.replaces_handling() {
+        injected_answer(injected)
+    } else {
+        let mut response = handle();
+        let success_status = injected.status.and_then(|s| StatusCode::from_u16(s).ok());
+        if let Some(status) = success_status.filter(|_| response.status().is_success()) {
+            *response.status_mut() = status;
+            if matches!(status.as_u16(), 204 | 205 | 304) {
+                // These answers have no body, even when the real one (a document) had.
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                *response.body_mut() = Body::empty();
+            }
+        }
+        response
+    };
+    tamper(response, injected)
 }
 
 /// The answer of a fault that answers in place of the collector: a connection broken

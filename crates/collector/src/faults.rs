@@ -1,7 +1,8 @@
 //! Fault injection: lets tests make the collector fail the way the real one can (error
 //! statuses, slowness, being down), or answer the way a broken collector or a proxy in front
 //! of it might (raw bytes in headers, garbage bodies, connections cut mid-answer), to
-//! exercise the plugin's retries, timeouts and parsing.
+//! exercise the plugin's retries, timeouts and parsing. Event POSTs, app config fetches and
+//! rules fetches each have faults of their own (see [`Target`]).
 
 use std::future::Future;
 use std::io;
@@ -24,24 +25,42 @@ pub const RESET_PREFIX: &[u8] = br#"{"partial":""#;
 /// The `Content-Length` a `reset` answer announces, more than [`RESET_PREFIX`] it sends.
 pub const RESET_ANNOUNCED_LEN: u64 = 1000;
 
+/// Which requests a [`FaultSpec`] tampers with.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `POST /v1/events/batch` and `POST /v1/events`.
+    #[default]
+    Events,
+    /// `GET /v1/config`.
+    Config,
+    /// `GET /v1/rules`.
+    Rules,
+}
+
 /// The body of `POST /_collector/faults` (and `--faults`); every field is optional, and a
-/// POST replaces the whole spec.
+/// POST replaces the whole spec of its `target`, leaving the other targets' alone.
 ///
 /// "Answer faults" (`status`, `header_bytes`, `garbage_body`, `reset`) tamper with the
-/// answers to event POSTs: the next `count` of them, or all of them for `duration_ms`, or
-/// all of them until cleared.
+/// answers to the target's requests: the next `count` of them, or all of them for
+/// `duration_ms`, or all of them until cleared.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// The requests affected: event POSTs (the default, and then not reported), app config
+    /// fetches or rules fetches. Every field but `refuse_ms` applies to this target only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
     /// Answer with this status (200..=599). A non-2xx answers `{"error":"injected fault"}`
-    /// and stores nothing. A 2xx is a real success that merely answers strangely: the events
-    /// are handled (and stored) as usual, and only a successful answer's status is replaced.
+    /// and stores (or serves) nothing. A 2xx is a real success that merely answers strangely:
+    /// the events are handled (and stored) as usual, or the document is served, and only a
+    /// successful answer's status is replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// How many event POSTs the answer faults affect.
+    /// How many of the target's requests the answer faults affect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
-    /// For how long the answer faults affect event POSTs.
+    /// For how long the answer faults affect the target's requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// `Retry-After: <seconds>` on the `status` answer.
@@ -56,7 +75,8 @@ pub struct FaultSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_bytes: Option<String>,
     /// The affected answers carry [`GARBAGE_BODY_LEN`] non-UTF-8 bytes instead of their
-    /// body (with `status` 2xx, or without `status`, the events are still stored).
+    /// body (with `status` 2xx, or without `status`, the events are still stored; a fetch
+    /// gets a 200 whose body is garbage instead of the document).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub garbage_body: Option<bool>,
     /// The affected answers start (200, `Content-Length: 1000`) and then the connection is
@@ -64,12 +84,12 @@ pub struct FaultSpec {
     /// whether they arrived, so they count as not arrived and a retry delivers them once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<bool>,
-    /// Delays every event POST by this much (not limited by `count` or `duration_ms`). The
-    /// events are stored even if the client gives up waiting.
+    /// Delays every request of the target by this much (not limited by `count` or
+    /// `duration_ms`). Events are stored even if the client gives up waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
-    /// Closes the listening socket for this long. It is an action rather than a state, so
-    /// [`Faults`] does not keep it.
+    /// Closes the listening socket for this long, whatever the `target`: all requests are
+    /// refused. It is an action rather than a state, so [`Faults`] does not keep it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refuse_ms: Option<u64>,
 }
@@ -81,6 +101,11 @@ impl FaultSpec {
             serde_json::from_slice(json).map_err(|e| format!("bad fault spec: {e}"))?;
         spec.check().map_err(|e| format!("bad fault spec: {e}"))?;
         Ok(spec)
+    }
+
+    /// The requests the spec is for.
+    pub fn target(&self) -> Target {
+        self.target.unwrap_or_default()
     }
 
     /// The combinations that make sense; everything else is refused with a reason.
@@ -124,7 +149,7 @@ impl FaultSpec {
     }
 }
 
-/// How the answer to one event POST is tampered with.
+/// How the answer to one request is tampered with.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Injected {
     pub status: Option<u16>,
@@ -245,7 +270,7 @@ impl Body for BrokenBody {
     }
 }
 
-/// The faults in force.
+/// The faults in force for one [`Target`].
 #[derive(Debug, Default)]
 pub struct Faults {
     answer: Option<AnswerFault>,
@@ -270,6 +295,7 @@ impl Faults {
             .flatten()
             .map(|answer| AnswerFault {
                 spec: FaultSpec {
+                    target: None,
                     count: None,
                     duration_ms: None,
                     latency_ms: None,
@@ -285,7 +311,8 @@ impl Faults {
         self.latency = spec.latency_ms.map(Duration::from_millis);
     }
 
-    /// The faults still in force, as a spec whose `count` and `duration_ms` are what is left.
+    /// The faults still in force, as a spec whose `count` and `duration_ms` are what is left
+    /// (and without `target`).
     pub fn current(&mut self) -> FaultSpec {
         self.expire();
         let mut current = self
@@ -306,12 +333,12 @@ impl Faults {
         current
     }
 
-    /// How long to hold every event POST before handling it.
+    /// How long to hold every request before handling it.
     pub fn latency(&self) -> Option<Duration> {
         self.latency
     }
 
-    /// Decides the fate of one event POST: `Some` means tamper with its answer.
+    /// Decides the fate of one request: `Some` means tamper with its answer.
     pub fn take(&mut self) -> Option<Injected> {
         self.expire();
         let fault = self.answer.as_mut()?;
@@ -331,9 +358,51 @@ impl Faults {
     }
 }
 
+/// The faults in force for every [`Target`], each independent of the others.
+#[derive(Debug, Default)]
+pub struct FaultsByTarget {
+    events: Faults,
+    config: Faults,
+    rules: Faults,
+}
+
+impl FaultsByTarget {
+    /// The faults of `target`.
+    pub fn of(&mut self, target: Target) -> &mut Faults {
+        match target {
+            Target::Events => &mut self.events,
+            Target::Config => &mut self.config,
+            Target::Rules => &mut self.rules,
+        }
+    }
+
+    /// Replaces the faults of `spec`'s target (see [`Faults::set`]); the others stay.
+    pub fn set(&mut self, spec: &FaultSpec) {
+        self.of(spec.target()).set(spec);
+    }
+
+    /// The faults still in force for `target`, with `target` named unless it is the default.
+    pub fn current(&mut self, target: Target) -> FaultSpec {
+        FaultSpec {
+            target: (target != Target::Events).then_some(target),
+            ..self.of(target).current()
+        }
+    }
+
+    /// Clears the faults of `target`, or of all targets.
+    pub fn clear(&mut self, target: Option<Target>) {
+        match target {
+            Some(target) => *self.of(target) = Faults::default(),
+            None => *self = Self::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{garbage_body, FaultSpec, Faults, Injected, GARBAGE_BODY_LEN};
+    use super::{
+        garbage_body, FaultSpec, Faults, FaultsByTarget, Injected, Target, GARBAGE_BODY_LEN,
+    };
     use axum::http::HeaderValue;
 
     #[test]
@@ -410,6 +479,51 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_independent() -> Result<(), String> {
+        let mut faults = FaultsByTarget::default();
+        faults.set(&FaultSpec::parse(br#"{"status":502}"#)?);
+        let config = FaultSpec::parse(br#"{"target":"config","status":503,"count":1}"#)?;
+        assert_eq!(config.target(), Target::Config);
+        faults.set(&config);
+        faults.set(&FaultSpec::parse(
+            br#"{"target":"rules","garbage_body":true,"latency_ms":7}"#,
+        )?);
+        assert_eq!(faults.current(Target::Config), config);
+        assert_eq!(faults.current(Target::Events).status, Some(502));
+        assert_eq!(faults.current(Target::Events).target, None);
+        assert_eq!(faults.of(Target::Events).latency(), None);
+        assert_eq!(
+            faults.of(Target::Config).take().and_then(|i| i.status),
+            Some(503)
+        );
+        assert_eq!(faults.of(Target::Config).take(), None);
+        assert_eq!(
+            faults.of(Target::Events).take().and_then(|i| i.status),
+            Some(502)
+        );
+        let rules = faults.of(Target::Rules).take().ok_or("no rules fault")?;
+        assert!(rules.garbage_body && !rules.replaces_handling());
+
+        // A spec for one target replaces that target's only; "events" is the default.
+        faults.set(&FaultSpec::parse(br#"{"target":"events","status":429}"#)?);
+        assert_eq!(
+            faults.current(Target::Events),
+            FaultSpec::parse(br#"{"status":429}"#)?
+        );
+        assert_eq!(faults.current(Target::Rules).latency_ms, Some(7));
+        faults.clear(Some(Target::Rules));
+        assert_eq!(
+            faults.current(Target::Rules),
+            FaultSpec::parse(br#"{"target":"rules"}"#)?
+        );
+        assert!(faults.of(Target::Events).take().is_some());
+        faults.clear(None);
+        assert_eq!(faults.current(Target::Events), FaultSpec::default());
+        assert_eq!(faults.of(Target::Events).take(), None);
+        Ok(())
+    }
+
+    #[test]
     fn garbage_is_not_utf8() {
         let body = garbage_body();
         assert_eq!(body.len(), GARBAGE_BODY_LEN);
@@ -421,6 +535,9 @@ mod tests {
     fn rejects_nonsense() {
         let reason = |json: &str| FaultSpec::parse(json.as_bytes()).err().unwrap_or_default();
         assert!(reason(r#"{"staus":503}"#).starts_with("bad fault spec: unknown field `staus`"));
+        assert!(reason(r#"{"target":"cfg","status":503}"#).starts_with(
+            "bad fault spec: unknown variant `cfg`, expected one of `events`, `config`, `rules`"
+        ));
         for (json, expected) in [
             (
                 r#"{"status":1000}"#,

@@ -9,10 +9,10 @@
 //! on 127.0.0.1, for the tests of gRPC calls (status in the trailers, streamed responses).
 
 pub mod api;
-pub mod app_config;
 pub mod cli;
 pub mod decode;
 pub mod dedup;
+pub mod documents;
 pub mod faults;
 pub mod grpc;
 pub mod serve;

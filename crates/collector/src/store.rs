@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::dedup::TransactionIds;
+use crate::documents::Document;
 
 /// Query of `GET /_collector/events`: exact-match filters, then the last `limit` events.
 #[derive(Debug, Default, Deserialize)]
@@ -42,7 +43,8 @@ pub struct Store {
     bytes_wire: u64,
     bytes_raw: u64,
     last_headers: BTreeMap<String, String>,
-    config_requests: u64,
+    config_fetches: u64,
+    rules_fetches: u64,
 }
 
 /// Where accepted events are kept.
@@ -84,7 +86,8 @@ impl Store {
             bytes_wire: 0,
             bytes_raw: 0,
             last_headers: BTreeMap::new(),
-            config_requests: 0,
+            config_fetches: 0,
+            rules_fetches: 0,
         }
     }
 
@@ -149,9 +152,13 @@ impl Store {
         *self.rejected.entry(key).or_default() += 1;
     }
 
-    /// Counts a `GET /v1/config`, so tests can see the plugin refetch on an ETag change.
-    pub fn count_config_request(&mut self) {
-        self.config_requests += 1;
+    /// Counts a `GET /v1/config` or `GET /v1/rules` (with an app id, faulted or not), so
+    /// tests can see how often the plugin fetches, e.g. refetches on a tag change.
+    pub fn count_fetch(&mut self, document: Document) {
+        match document {
+            Document::AppConfig => self.config_fetches += 1,
+            Document::Rules => self.rules_fetches += 1,
+        }
     }
 
     /// The stored events matching `filter`, oldest first; none when counting only.
@@ -192,7 +199,8 @@ impl Store {
             "bytes_wire": self.bytes_wire,
             "bytes_raw": self.bytes_raw,
             "last_headers": self.last_headers,
-            "config_requests": self.config_requests,
+            "config_fetches": self.config_fetches,
+            "rules_fetches": self.rules_fetches,
             "count_only": self.is_count_only(),
         })
     }
@@ -219,6 +227,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::{EventFilter, Rejection, Store};
+    use crate::documents::Document;
 
     fn event(tx: &str, user: &str) -> Value {
         json!({"transaction_id": tx, "user_id": user, "request": {}})
@@ -242,7 +251,12 @@ mod tests {
             7,
         )?;
         store.reject(Rejection::Status(413));
+        store.count_fetch(Document::AppConfig);
+        store.count_fetch(Document::Rules);
+        store.count_fetch(Document::Rules);
         let stats = store.stats();
+        assert_eq!(stats["config_fetches"], 1);
+        assert_eq!(stats["rules_fetches"], 2);
         assert_eq!(stats["events"], 4);
         assert_eq!(stats["unique_transaction_ids"], 2);
         assert_eq!(stats["duplicate_events"], 2);
@@ -262,6 +276,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 4);
         store.clear()?;
         assert_eq!(store.stats()["events"], 0);
+        assert_eq!(store.stats()["rules_fetches"], 0);
         assert_eq!(std::fs::read_to_string(&path)?, "");
         std::fs::remove_file(&path)
     }

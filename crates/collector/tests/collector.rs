@@ -63,6 +63,32 @@ fn set_faults(server: &Server, spec: &str) -> Result<Reply, Box<dyn std::error::
     post(&server.url("/_collector/faults"), spec.as_bytes())
 }
 
+const CONFIG_TAG: &str = "x-moesif-config-etag";
+const RULES_TAG: &str = "x-moesif-rules-tag";
+
+/// GETs `path` (`/v1/config`, `/v1/rules`) as the plugin does, with the app id.
+fn fetch(server: &Server, path: &str) -> Result<Reply, Box<dyn std::error::Error>> {
+    send(
+        ureq::get(&server.url(path)).set("X-Moesif-Application-Id", APP_ID),
+        b"",
+    )
+}
+
+/// The value of `name` in `reply`, or an error naming it.
+fn tag_of(reply: &Reply, name: &str) -> Result<String, String> {
+    reply
+        .header(name)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {name} in a {} answer", reply.status))
+}
+
+/// Writes `json` (pretty) to a file unique to `name` and returns its path.
+fn json_file(name: &str, json: &Value) -> Result<String, Box<dyn std::error::Error>> {
+    let file = common::events_file(name).with_extension("json");
+    std::fs::write(&file, serde_json::to_vec_pretty(json)?)?;
+    Ok(file.to_str().ok_or("non-UTF-8 path")?.to_owned())
+}
+
 /// An HTTP/1.1 answer read straight off the socket, bytes as they came: ureq shows only
 /// UTF-8 header values, and hides how a broken answer ended.
 struct RawReply {
@@ -96,17 +122,31 @@ fn raw_post_batch(
     server: &Server,
     events: &[Value],
 ) -> Result<RawReply, Box<dyn std::error::Error>> {
-    let body = serde_json::to_vec(events)?;
+    raw_request(
+        server,
+        "POST",
+        "/v1/events/batch",
+        &serde_json::to_vec(events)?,
+    )
+}
+
+/// Sends a request with the app id over a fresh connection and reads until it closes.
+fn raw_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<RawReply, Box<dyn std::error::Error>> {
     let mut stream = TcpStream::connect(server.addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "POST /v1/events/batch HTTP/1.1\r\nHost: {}\r\nX-Moesif-Application-Id: {APP_ID}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Moesif-Application-Id: {APP_ID}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         server.addr,
         body.len()
     )?;
-    stream.write_all(&body)?;
+    stream.write_all(body)?;
     let mut answer = Vec::new();
     // On error, what was read so far is in `answer`.
     let error = stream.read_to_end(&mut answer).err();
@@ -131,14 +171,10 @@ fn gzip_batch_is_stored_with_stats_and_file() -> TestResult {
     let reply = post_events(&server, "/v1/events/batch", &wire, Some("gzip"))?;
     assert_eq!(reply.status, 201);
     assert!(reply.body.is_empty());
-    let config = send(
-        ureq::get(&server.url("/v1/config")).set("X-Moesif-Application-Id", APP_ID),
-        b"",
-    )?;
-    assert_eq!(
-        reply.header("x-moesif-config-etag"),
-        config.header("x-moesif-config-etag")
-    );
+    let config = fetch(&server, "/v1/config")?;
+    assert_eq!(reply.header(CONFIG_TAG), config.header(CONFIG_TAG));
+    let rules = fetch(&server, "/v1/rules")?;
+    assert_eq!(reply.header(RULES_TAG), rules.header(RULES_TAG));
 
     assert_eq!(
         get(&server.url("/_collector/events"))?.json()?,
@@ -212,11 +248,24 @@ fn missing_app_id_is_401_and_stores_nothing() -> TestResult {
     );
     let empty_id = ureq::post(&server.url("/v1/events/batch")).set("X-Moesif-Application-Id", "");
     assert_eq!(send(empty_id, &body)?.status, 401);
-    assert_eq!(get(&server.url("/v1/config"))?.status, 401);
+    for path in ["/v1/config", "/v1/rules"] {
+        let reply = get(&server.url(path))?;
+        assert_eq!(reply.status, 401, "{path}");
+        assert_eq!(
+            reply.json()?["error"],
+            "missing X-Moesif-Application-Id header"
+        );
+        assert_eq!(reply.header(CONFIG_TAG), None);
+        assert_eq!(reply.header(RULES_TAG), None);
+        let empty_id = ureq::get(&server.url(path)).set("X-Moesif-Application-Id", " ");
+        assert_eq!(send(empty_id, b"")?.status, 401, "{path}");
+    }
     let stats = stats(&server)?;
     assert_eq!(stats["events"], 0);
     assert_eq!(stats["batches"], 0);
     assert_eq!(stats["rejected"]["401"], 2);
+    assert_eq!(stats["config_fetches"], 0);
+    assert_eq!(stats["rules_fetches"], 0);
     Ok(())
 }
 
@@ -282,45 +331,379 @@ fn bad_events_are_400_with_the_reason_and_nothing_is_stored() -> TestResult {
 
 #[test]
 fn config_is_served_with_a_stable_etag_that_follows_changes() -> TestResult {
-    let config_file = common::events_file("app-config").with_extension("json");
     let config = json!({"sample_rate": 50, "user_sample_rate": {"u1": 10}});
-    std::fs::write(&config_file, serde_json::to_vec_pretty(&config)?)?;
-    let path = config_file.to_str().ok_or("non-UTF-8 path")?;
-    let (server, _) = Server::collector("config", &["--app-config", path])?;
-    let fetch = || {
-        send(
-            ureq::get(&server.url("/v1/config")).set("X-Moesif-Application-Id", APP_ID),
-            b"",
-        )
-    };
-    let first = fetch()?;
+    let path = json_file("app-config", &config)?;
+    let (server, _) = Server::collector("config", &["--app-config", &path])?;
+    let first = fetch(&server, "/v1/config")?;
     assert_eq!(first.status, 200);
     assert_eq!(first.json()?, config);
-    let etag = first
-        .header("x-moesif-config-etag")
-        .ok_or("no etag")?
-        .to_owned();
+    let etag = tag_of(&first, CONFIG_TAG)?;
     assert_eq!(etag.len(), 16);
-    assert_eq!(fetch()?.header("x-moesif-config-etag"), Some(etag.as_str()));
+    assert_eq!(
+        fetch(&server, "/v1/config")?.header(CONFIG_TAG),
+        Some(etag.as_str())
+    );
 
     let changed = post(&server.url("/_collector/config"), br#"{"sample_rate": 10}"#)?;
-    let new_etag = changed.json()?["etag"]
-        .as_str()
-        .ok_or("no etag")?
-        .to_owned();
+    assert_eq!(changed.status, 200);
+    assert_eq!(changed.text(), r#"{"sample_rate":10}"#);
+    let new_etag = tag_of(&changed, CONFIG_TAG)?;
     assert_ne!(new_etag, etag);
-    let second = fetch()?;
+    let second = fetch(&server, "/v1/config")?;
     assert_eq!(second.json()?, json!({"sample_rate": 10}));
-    assert_eq!(
-        second.header("x-moesif-config-etag"),
-        Some(new_etag.as_str())
-    );
+    assert_eq!(second.header(CONFIG_TAG), Some(new_etag.as_str()));
     let batch = post_batch(&server, &[event("t", "u")])?;
-    assert_eq!(
-        batch.header("x-moesif-config-etag"),
-        Some(new_etag.as_str())
+    assert_eq!(batch.header(CONFIG_TAG), Some(new_etag.as_str()));
+    assert_eq!(stats(&server)?["config_fetches"], 3);
+    Ok(())
+}
+
+#[test]
+fn rules_default_to_an_empty_array_with_a_stable_tag() -> TestResult {
+    let (server, _) = Server::collector("rules-default", &[])?;
+    let reply = fetch(&server, "/v1/rules")?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.text(), "[]");
+    let tag = tag_of(&reply, RULES_TAG)?;
+    assert_eq!(tag.len(), 16);
+    assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()), "{tag}");
+    assert_eq!(reply.header(CONFIG_TAG), None);
+    assert_ne!(
+        Some(tag.as_str()),
+        fetch(&server, "/v1/config")?.header(CONFIG_TAG)
     );
-    assert_eq!(stats(&server)?["config_requests"], 3);
+    // Stable: the same content has the same tag in another run.
+    let (other, _) = Server::collector("rules-default-2", &[])?;
+    assert_eq!(
+        fetch(&other, "/v1/rules")?.header(RULES_TAG),
+        Some(tag.as_str())
+    );
+    assert_eq!(stats(&server)?["rules_fetches"], 1);
+    Ok(())
+}
+
+#[test]
+fn rules_are_loaded_from_a_file_and_checked() -> TestResult {
+    let rules = json!([{
+        "_id": "r1",
+        "name": "block bad users",
+        "type": "user",
+        "block": true,
+        "applied_to": "matching",
+        "regex_config": [],
+        "response": {"status": 403, "headers": {"x-why": "{{reason}}"}, "body": {"e": 1}}
+    }]);
+    let path = json_file("rules-file", &rules)?;
+    let (server, _) = Server::collector("rules-file", &["--rules", &path])?;
+    let reply = fetch(&server, "/v1/rules")?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()?, rules);
+    let tag = tag_of(&reply, RULES_TAG)?;
+    let (default, _) = Server::collector("rules-file-default", &[])?;
+    assert_ne!(
+        fetch(&default, "/v1/rules")?.header(RULES_TAG),
+        Some(tag.as_str())
+    );
+    // The file's pretty whitespace is not part of the tag: the compact form has the same.
+    let compact = post(
+        &default.url("/_collector/rules"),
+        rules.to_string().as_bytes(),
+    )?;
+    assert_eq!(compact.header(RULES_TAG), Some(tag.as_str()));
+
+    // Not an array, not JSON, no file: the collector refuses to start.
+    let object = json_file("rules-object", &json!({"rules": []}))?;
+    let not_json = common::events_file("rules-not-json").with_extension("json");
+    std::fs::write(&not_json, "[{")?;
+    let not_json = not_json.to_str().ok_or("non-UTF-8 path")?;
+    for bad in [object.as_str(), not_json, "/nonexistent/rules.json"] {
+        let started = Server::collector("rules-bad", &["--rules", bad]);
+        assert!(started.is_err(), "--rules {bad} was accepted");
+    }
+    let array = json_file("config-array", &json!([]))?;
+    assert!(Server::collector("config-bad", &["--app-config", &array]).is_err());
+    Ok(())
+}
+
+#[test]
+fn runtime_changes_move_the_tags_and_identical_content_keeps_them() -> TestResult {
+    let (server, _) = Server::collector("runtime-docs", &[])?;
+    let batch_tags = |server: &Server| -> Result<(String, String), Box<dyn std::error::Error>> {
+        let reply = post_batch(server, &[event("t", "u")])?;
+        assert_eq!(reply.status, 201);
+        Ok((tag_of(&reply, CONFIG_TAG)?, tag_of(&reply, RULES_TAG)?))
+    };
+    for (path, header, new, same, other_shape) in [
+        (
+            "config",
+            CONFIG_TAG,
+            r#"{"sample_rate": 20, "regex_config": []}"#,
+            r#"{"regex_config":[],"sample_rate":20}"#,
+            "[]",
+        ),
+        (
+            "rules",
+            RULES_TAG,
+            r#"[{"_id": "r1", "block": false}]"#,
+            "[ {\"_id\":\"r1\",\n \"block\":false} ]",
+            "{}",
+        ),
+    ] {
+        let admin = server.url(&format!("/_collector/{path}"));
+        let initial = get(&admin)?;
+        assert_eq!(initial.status, 200);
+        let served = fetch(&server, &format!("/v1/{path}"))?;
+        assert_eq!(initial.body, served.body, "{path}");
+        let old = tag_of(&initial, header)?;
+        assert_eq!(served.header(header), Some(old.as_str()));
+        let before = batch_tags(&server)?;
+
+        let changed = post(&admin, new.as_bytes())?;
+        assert_eq!(changed.status, 200, "{path}: {}", changed.text());
+        assert_eq!(changed.json()?, serde_json::from_str::<Value>(new)?);
+        let tag = tag_of(&changed, header)?;
+        assert_ne!(tag, old, "{path}");
+        let served = fetch(&server, &format!("/v1/{path}"))?;
+        assert_eq!(served.json()?, serde_json::from_str::<Value>(new)?);
+        assert_eq!(served.header(header), Some(tag.as_str()));
+        assert_eq!(get(&admin)?.header(header), Some(tag.as_str()));
+        let after = batch_tags(&server)?;
+        // Only this document's tag moved on batch answers.
+        if path == "config" {
+            assert_eq!((after.0.as_str(), &after.1), (tag.as_str(), &before.1));
+        } else {
+            assert_eq!((&after.0, after.1.as_str()), (&before.0, tag.as_str()));
+        }
+
+        // The same content, spelled differently, keeps the tag.
+        let again = post(&admin, same.as_bytes())?;
+        assert_eq!(again.header(header), Some(tag.as_str()), "{path}");
+        assert_eq!(batch_tags(&server)?, after);
+
+        // Bad documents are refused with a reason and change nothing.
+        let name = if path == "config" {
+            "app config"
+        } else {
+            "rules"
+        };
+        for (body, reason) in [
+            (&b"{"[..], format!("{name} is not valid JSON: ")),
+            (other_shape.as_bytes(), format!("{name} must be a JSON ")),
+            (&[0xff, 0xfe][..], format!("{name} is not UTF-8: ")),
+        ] {
+            let refused = post(&admin, body)?;
+            assert_eq!(refused.status, 400, "{path} {body:?}");
+            let error = refused.json()?["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(error.starts_with(&reason), "{path}: {error}");
+            assert_eq!(refused.header(header), None);
+        }
+        assert_eq!(get(&admin)?.header(header), Some(tag.as_str()));
+        assert_eq!(batch_tags(&server)?, after);
+    }
+    // The admin GETs and POSTs are not fetches.
+    let stats = stats(&server)?;
+    assert_eq!(stats["config_fetches"], 2);
+    assert_eq!(stats["rules_fetches"], 2);
+    Ok(())
+}
+
+#[test]
+fn batch_and_event_answers_carry_both_tags() -> TestResult {
+    let (server, _) = Server::collector("batch-tags", &[])?;
+    let config_tag = tag_of(&fetch(&server, "/v1/config")?, CONFIG_TAG)?;
+    let rules_tag = tag_of(&fetch(&server, "/v1/rules")?, RULES_TAG)?;
+    let batch = post_batch(&server, &[event("a", "u")])?;
+    let single = post_events(
+        &server,
+        "/v1/events",
+        &serde_json::to_vec(&event("b", "u"))?,
+        None,
+    )?;
+    for reply in [&batch, &single] {
+        assert_eq!(reply.status, 201);
+        assert_eq!(reply.header(CONFIG_TAG), Some(config_tag.as_str()));
+        assert_eq!(reply.header(RULES_TAG), Some(rules_tag.as_str()));
+    }
+    // A refused batch, an injected error: no tags, the plugin must not act on them.
+    let refused = post_events(&server, "/v1/events/batch", b"{", None)?;
+    assert_eq!(refused.status, 400);
+    set_faults(&server, r#"{"status":503,"count":1}"#)?;
+    let faulted = post_batch(&server, &[event("c", "u")])?;
+    assert_eq!(faulted.status, 503);
+    for reply in [&refused, &faulted] {
+        assert_eq!(reply.header(CONFIG_TAG), None);
+        assert_eq!(reply.header(RULES_TAG), None);
+    }
+    // A strange success (2xx fault) still carries them.
+    set_faults(&server, r#"{"status":200,"garbage_body":true,"count":1}"#)?;
+    let strange = post_batch(&server, &[event("d", "u")])?;
+    assert_eq!(strange.status, 200);
+    assert_eq!(strange.header(RULES_TAG), Some(rules_tag.as_str()));
+    assert_eq!(strange.header(CONFIG_TAG), Some(config_tag.as_str()));
+    Ok(())
+}
+
+#[test]
+fn fetch_counters_count_every_fetch_and_reset_with_the_events() -> TestResult {
+    let (server, _) = Server::collector("fetch-counters", &[])?;
+    let counters = |server: &Server| -> Result<(Value, Value), Box<dyn std::error::Error>> {
+        let stats = stats(server)?;
+        Ok((
+            stats["config_fetches"].clone(),
+            stats["rules_fetches"].clone(),
+        ))
+    };
+    assert_eq!(counters(&server)?, (json!(0), json!(0)));
+    for _ in 0..3 {
+        assert_eq!(fetch(&server, "/v1/config")?.status, 200);
+    }
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
+    // Not counted: no app id, the admin endpoints, event POSTs.
+    assert_eq!(get(&server.url("/v1/rules"))?.status, 401);
+    get(&server.url("/_collector/config"))?;
+    get(&server.url("/_collector/rules"))?;
+    post_batch(&server, &[event("a", "u")])?;
+    assert_eq!(counters(&server)?, (json!(3), json!(1)));
+    // A faulted fetch is a fetch too.
+    set_faults(&server, r#"{"target":"rules","status":500,"count":1}"#)?;
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 500);
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
+    assert_eq!(counters(&server)?, (json!(3), json!(3)));
+    let cleared = send(ureq::delete(&server.url("/_collector/events")), b"")?;
+    assert_eq!(cleared.status, 204);
+    assert_eq!(counters(&server)?, (json!(0), json!(0)));
+    Ok(())
+}
+
+#[test]
+fn config_and_rules_faults_leave_the_other_targets_alone() -> TestResult {
+    let (server, _) = Server::collector(
+        "fault-targets",
+        &["--faults", r#"{"target":"rules","status":502,"count":1}"#],
+    )?;
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 502);
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
+
+    let spec = r#"{"target":"config","status":503,"count":2}"#;
+    let reply = set_faults(&server, spec)?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()?, serde_json::from_str::<Value>(spec)?);
+    assert_eq!(get(&server.url("/_collector/faults"))?.json()?, json!({}));
+    assert_eq!(
+        get(&server.url("/_collector/faults?target=config"))?.json()?,
+        serde_json::from_str::<Value>(spec)?
+    );
+    assert_eq!(
+        get(&server.url("/_collector/faults?target=rules"))?.json()?,
+        json!({"target": "rules"})
+    );
+    assert_eq!(post_batch(&server, &[event("a", "u")])?.status, 201);
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
+    for _ in 0..2 {
+        let reply = fetch(&server, "/v1/config")?;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.json()?, json!({"error": "injected fault"}));
+        assert_eq!(reply.header(CONFIG_TAG), None);
+    }
+    let reply = fetch(&server, "/v1/config")?;
+    assert_eq!(reply.status, 200);
+    assert!(reply.header(CONFIG_TAG).is_some());
+
+    // Rules answer 200 with garbage until cleared; events and config are untouched, and an
+    // events fault does not replace it.
+    set_faults(
+        &server,
+        r#"{"target":"rules","status":200,"garbage_body":true}"#,
+    )?;
+    set_faults(&server, r#"{"status":500}"#)?;
+    for _ in 0..2 {
+        let reply = fetch(&server, "/v1/rules")?;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body.len(), 300);
+        assert_eq!(reply.body.get(..3), Some(&[0xff, 0x00, 0xfe][..]));
+        assert!(reply.header(RULES_TAG).is_some());
+        assert_eq!(post_batch(&server, &[event("b", "u")])?.status, 500);
+        assert_eq!(fetch(&server, "/v1/config")?.json()?["sample_rate"], 100);
+    }
+    let cleared = send(
+        ureq::delete(&server.url("/_collector/faults?target=rules")),
+        b"",
+    )?;
+    assert_eq!(cleared.json()?, json!({"target": "rules"}));
+    assert_eq!(fetch(&server, "/v1/rules")?.text(), "[]");
+    assert_eq!(post_batch(&server, &[event("b", "u")])?.status, 500);
+    // Without a target, DELETE clears every target.
+    set_faults(&server, r#"{"target":"config","status":404}"#)?;
+    let cleared = send(ureq::delete(&server.url("/_collector/faults")), b"")?;
+    assert_eq!(cleared.json()?, json!({}));
+    assert_eq!(post_batch(&server, &[event("c", "u")])?.status, 201);
+    assert_eq!(fetch(&server, "/v1/config")?.status, 200);
+
+    let stats = stats(&server)?;
+    assert_eq!(stats["rejected"]["fault"], 3);
+    assert_eq!(stats["events"], 2);
+    assert_eq!(stats["config_fetches"], 6);
+    assert_eq!(stats["rules_fetches"], 6);
+
+    let typo = set_faults(&server, r#"{"target":"cfg","status":503}"#)?;
+    assert_eq!(typo.status, 400);
+    assert!(typo.json()?["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("bad fault spec: unknown variant `cfg`")));
+    assert_eq!(
+        get(&server.url("/_collector/faults?target=cfg"))?.status,
+        400
+    );
+    Ok(())
+}
+
+#[test]
+fn fetch_faults_answer_like_event_faults() -> TestResult {
+    let (server, _) = Server::collector("fetch-faults", &[])?;
+    set_faults(
+        &server,
+        r#"{"target":"config","status":429,"retry_after_bytes":"fffe31","header_bytes":"80","count":1}"#,
+    )?;
+    let reply = raw_request(&server, "GET", "/v1/config", b"")?;
+    assert_eq!(reply.status(), Some(429));
+    assert_eq!(reply.header("retry-after"), Some(&[0xff, 0xfe, 0x31][..]));
+    assert_eq!(reply.header("x-hostile"), Some(&[0x80][..]));
+    assert_eq!(reply.header(CONFIG_TAG), None);
+
+    set_faults(&server, r#"{"target":"rules","reset":true,"count":1}"#)?;
+    let reply = raw_request(&server, "GET", "/v1/rules", b"")?;
+    assert_eq!(reply.status(), Some(200));
+    assert_eq!(reply.header("content-length"), Some(&b"1000"[..]));
+    assert_eq!(reply.body, br#"{"partial":""#, "then: {:?}", reply.error);
+    let reply = raw_request(&server, "GET", "/v1/rules", b"")?;
+    assert_eq!(reply.body, b"[]");
+    assert!(reply.header(RULES_TAG).is_some());
+
+    // A 204 success has no body, even for a document.
+    set_faults(&server, r#"{"target":"config","status":204,"count":1}"#)?;
+    let reply = raw_request(&server, "GET", "/v1/config", b"")?;
+    assert_eq!(reply.status(), Some(204));
+    assert!(reply.body.is_empty());
+    assert!(reply.header("content-length").is_none_or(|l| l == b"0"));
+    assert!(reply.header(CONFIG_TAG).is_some());
+
+    // Latency on config fetches holds them only.
+    set_faults(&server, r#"{"target":"config","latency_ms":600}"#)?;
+    let started = Instant::now();
+    assert_eq!(post_batch(&server, &[event("fast", "u")])?.status, 201);
+    assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
+    assert!(started.elapsed() < Duration::from_millis(600));
+    let started = Instant::now();
+    assert_eq!(fetch(&server, "/v1/config")?.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(
+        get(&server.url("/_collector/faults?target=config"))?.json()?,
+        json!({"target": "config", "latency_ms": 600})
+    );
     Ok(())
 }
 
@@ -399,7 +782,8 @@ fn count_only_counts_ids_and_keeps_nothing() -> TestResult {
     let wire = gzip(&raw)?;
     let reply = post_events(&server, "/v1/events/batch", &wire, Some("gzip"))?;
     assert_eq!(reply.status, 201);
-    assert!(reply.header("x-moesif-config-etag").is_some());
+    assert!(reply.header(CONFIG_TAG).is_some());
+    assert!(reply.header(RULES_TAG).is_some());
     let stats_now = stats(&server)?;
     assert_eq!(stats_now["count_only"], true);
     assert_eq!(stats_now["events"], 3);
@@ -555,7 +939,8 @@ fn header_bytes_arrive_raw_on_normal_and_injected_answers() -> TestResult {
             reply.header("x-hostile"),
             Some(&[0x80, 0xfe, 0x41, 0xff][..])
         );
-        assert!(reply.header("x-moesif-config-etag").is_some());
+        assert!(reply.header(CONFIG_TAG).is_some());
+        assert!(reply.header(RULES_TAG).is_some());
     }
     let reply = raw_post_batch(&server, &[event("c", "u")])?;
     assert_eq!(reply.status(), Some(201));
@@ -595,7 +980,8 @@ fn garbage_200_still_stores_and_garbage_503_does_not() -> TestResult {
     assert_eq!(reply.body.len(), 300);
     assert_eq!(reply.body.get(..3), Some(&[0xff, 0x00, 0xfe][..]));
     assert!(std::str::from_utf8(&reply.body).is_err());
-    assert!(reply.header("x-moesif-config-etag").is_some());
+    assert!(reply.header(CONFIG_TAG).is_some());
+    assert!(reply.header(RULES_TAG).is_some());
     assert_eq!(
         get(&server.url("/_collector/events"))?.json()?,
         json!(events)
