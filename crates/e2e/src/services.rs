@@ -105,6 +105,22 @@ impl Collector {
         assert!(r.status < 300, "faults {spec}: {} {}", r.status, r.text());
     }
 
+    /// Replaces the app config served at `GET /v1/config` (a new ETag follows).
+    pub fn set_app_config(&self, config: &Value) {
+        let r = self.client.send(
+            "POST",
+            &self.url("/_collector/config"),
+            &[("content-type", "application/json")],
+            Some(config.to_string().as_bytes()),
+        );
+        assert!(
+            r.status < 300,
+            "app config {config}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+
     /// The faults still in force (`count` is what is left).
     pub fn faults(&self) -> Value {
         let r = self.client.get(&self.url("/_collector/faults"), &[]);

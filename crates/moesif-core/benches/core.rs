@@ -55,6 +55,7 @@ fn post_record() -> Record {
         route_name: "api".into(),
         cluster_name: "backend".into(),
         outbound: false,
+        weight: 1,
     }
 }
 

@@ -111,6 +111,10 @@ pub fn write_event_json(
             write_str(out, value);
         }
     }
+    if rec.weight > 1 {
+        out.extend_from_slice(br#","weight":"#);
+        serde_json::to_writer(&mut *out, &rec.weight)?;
+    }
     let direction = p.direction.unwrap_or(if rec.outbound {
         Direction::Outgoing
     } else {
@@ -353,6 +357,7 @@ mod tests {
             route_name: "items".into(),
             cluster_name: "backend".into(),
             outbound: false,
+            weight: 1,
         }
     }
 
@@ -527,6 +532,8 @@ mod tests {
             user_id: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             company_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            weight: Option<u32>,
             direction: &'static str,
             metadata: Metadata<'a>,
         }
@@ -695,6 +702,7 @@ mod tests {
                 transaction_id: transaction_id.hyphenated().to_string(),
                 user_id: None,
                 company_id: None,
+                weight: (rec.weight > 1).then_some(rec.weight),
                 direction: if rec.outbound { "Outgoing" } else { "Incoming" },
                 metadata: metadata(rec),
             };
@@ -794,7 +802,7 @@ mod tests {
             (request_headers, request_body, source_address) in (headers(), body(), text()),
             response in proptest::option::of((proptest::prelude::any::<u16>(), headers(), body(), headers())),
             (upstream_address, route_name, cluster_name) in (text(), text(), text()),
-            outbound in proptest::prelude::any::<bool>(),
+            (outbound, weight) in proptest::prelude::any::<(bool, u32)>(),
         ) {
             let rec = Record {
                 start_ns,
@@ -811,6 +819,7 @@ mod tests {
                 route_name,
                 cluster_name,
                 outbound,
+                weight,
             };
             let id = Uuid::from_u128(u128::from(start_ns as u64));
             proptest::prop_assert_eq!(

@@ -1,6 +1,7 @@
 //! Host-independent core of the Moesif Envoy plugin: everything that does not call the proxy.
 //! The cdylib glue (`moesif-envoy-wasm`) only adapts host calls to these types.
 
+pub mod app_config;
 pub mod batch;
 pub mod body;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod pairs;
 pub mod policy;
 pub mod ratelimit;
 pub mod record;
+pub mod remote;
 pub mod retry;
 pub mod route;
 pub mod shipper;

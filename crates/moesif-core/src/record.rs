@@ -43,6 +43,9 @@ pub struct Record {
     /// The call came in on an outbound listener (Envoy's `listener_direction`), as an Istio
     /// sidecar's calls to other services do.
     pub outbound: bool,
+    /// How many calls this one stands for: 100 / the sample rate it was kept at (1 when every
+    /// call is captured).
+    pub weight: u32,
 }
 
 /// The response half of a [`Record`].
@@ -74,6 +77,7 @@ pub struct RecordRef<'a> {
     pub route_name: &'a str,
     pub cluster_name: &'a str,
     pub outbound: bool,
+    pub weight: u32,
 }
 
 /// The response half of a [`RecordRef`].
@@ -134,6 +138,7 @@ impl Record {
             route_name: &self.route_name,
             cluster_name: &self.cluster_name,
             outbound: self.outbound,
+            weight: self.weight,
         }
     }
 }
@@ -208,6 +213,7 @@ impl<'a> RecordRef<'a> {
             route_name: self.route_name.to_string(),
             cluster_name: self.cluster_name.to_string(),
             outbound: self.outbound,
+            weight: self.weight,
         }
     }
 }
@@ -220,7 +226,7 @@ struct Writer<'a>(&'a mut Vec<u8>);
 
 impl Writer<'_> {
     fn record(&mut self, rec: &Record) -> Result<(), EncodeError> {
-        self.array_len(14)?;
+        self.array_len(15)?;
         self.int(rec.start_ns);
         self.int(rec.duration_ns);
         self.str(&rec.method)?;
@@ -244,6 +250,7 @@ impl Writer<'_> {
         self.str(&rec.route_name)?;
         self.str(&rec.cluster_name)?;
         self.0.push(if rec.outbound { TRUE } else { FALSE });
+        self.uint(u64::from(rec.weight));
         Ok(())
     }
 
@@ -381,7 +388,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn record(&mut self) -> Result<RecordRef<'a>, Error> {
-        self.array_of(14)?;
+        self.array_of(15)?;
         // Struct expressions evaluate their fields in the order written: the wire order.
         Ok(RecordRef {
             start_ns: self.int()?,
@@ -401,6 +408,7 @@ impl<'a> Reader<'a> {
             route_name: self.str()?,
             cluster_name: self.str()?,
             outbound: self.bool()?,
+            weight: self.int()?,
         })
     }
 
@@ -532,6 +540,7 @@ mod tests {
             route_name: "r".into(),
             cluster_name: "c".into(),
             outbound: true,
+            weight: 2,
         };
         let bytes = rec.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), rec);
@@ -627,7 +636,7 @@ mod tests {
             (method, path, source_address) in (text(), text(), text()),
             (request_headers, request_body) in (headers(), body()),
             response in proptest::option::of((headers(), body(), headers())),
-            outbound in proptest::prelude::any::<bool>(),
+            (outbound, weight) in proptest::prelude::any::<(bool, u32)>(),
         ) {
             let rec = Record {
                 start_ns,
@@ -644,6 +653,7 @@ mod tests {
                 route_name: "r".into(),
                 cluster_name: String::new(),
                 outbound,
+                weight,
             };
             let ours = rec.encode().unwrap();
             proptest::prop_assert!(ours == rmp_serde::to_vec(&rec).unwrap());
@@ -670,6 +680,7 @@ mod tests {
             route_name: String,
             cluster_name: String,
             outbound: bool,
+            weight: u32,
         }
         #[derive(serde::Deserialize, PartialEq, Debug)]
         struct SerdeResponse {

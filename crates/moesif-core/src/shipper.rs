@@ -203,6 +203,11 @@ impl Shipper {
         self.counts.add(Counter::CallsSkipped, n);
     }
 
+    /// Filter side: sampling left `n` calls out (not captured).
+    pub fn sampled_out(&mut self, n: u64) {
+        self.counts.add(Counter::CallsSampledOut, n);
+    }
+
     fn accept(&mut self, rec: &RecordRef<'_>, policy: &Compiled, now_ms: u64) {
         if !rec.is_shippable() {
             return self.counts.add(Counter::EventsSkippedInvalid, 1);

@@ -40,6 +40,9 @@ pub enum Counter {
     EventsFormatUnsupported,
     /// Filter: calls a `skip` rule matched; never captured, so not part of the invariant.
     CallsSkipped,
+    /// Filter: calls left out by Moesif's sampling; never captured, so not part of the
+    /// invariant.
+    CallsSampledOut,
     /// Batches acknowledged by the collector.
     BatchesSent,
     /// Batch requests that failed (non-2xx, timeout, connect error, dispatch refused).
@@ -53,7 +56,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 20] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
@@ -68,6 +71,7 @@ impl Counter {
         Counter::EventsSkippedInvalid,
         Counter::EventsFormatUnsupported,
         Counter::CallsSkipped,
+        Counter::CallsSampledOut,
         Counter::BatchesSent,
         Counter::BatchesFailed,
         Counter::BatchesRetried,
@@ -91,6 +95,7 @@ impl Counter {
             Counter::EventsSkippedInvalid => "moesif_events_skipped_invalid",
             Counter::EventsFormatUnsupported => "moesif_events_format_unsupported",
             Counter::CallsSkipped => "moesif_calls_skipped",
+            Counter::CallsSampledOut => "moesif_calls_sampled_out",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
             Counter::BatchesRetried => "moesif_batches_retried",

@@ -2277,6 +2277,515 @@ fn identity_of_generated_tokens() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Target 11: Moesif's app config (app_config.rs): parsing and the sampling decision
+// ---------------------------------------------------------------------------------------------
+
+const APP_CONFIG_DICT: &[&[u8]] = &[
+    b"\"regex_config\":",
+    b"\"conditions\":",
+    b"\"path\":",
+    b"\"value\":",
+    b"\"sample_rate\":",
+    b"\"user_sample_rate\":",
+    b"\"company_sample_rate\":",
+    b"\"user_rules\":",
+    b"\"company_rules\":",
+    b"\"request.verb\"",
+    b"\"request.route\"",
+    b"\"request.ip_address\"",
+    b"\"response.status\"",
+    b"\"request.headers.x\"",
+    b"\"^/health\"",
+    b"\"GET|POST\"",
+    b"\"^5\\\\d\\\\d$\"",
+    b"\"(unclosed\"",
+    b"\"x*\"",
+    b"\"\"",
+    b"\"a{1000}{1000}\"",
+    b"\"[\"",
+    b"\"u1\"",
+    b"\"c1\"",
+    b"{\"conditions\":[{\"path\":\"response.status\",\"value\":\"^5\"}],\"sample_rate\":100}",
+    b"{\"conditions\":[{\"path\":\"request.route\",\"value\":\"/\"}],\"sample_rate\":0}",
+    b"0",
+    b"-1",
+    b"100",
+    b"101",
+    b"12.5",
+    b"0.2",
+    b"1e300",
+    b"-1e300",
+    b"18446744073709551616",
+    b"\"50\"",
+    b"null",
+    b"true",
+    b"[]",
+    b"{}",
+];
+
+/// Statuses the consistency check tries at log time (0: no response).
+const APP_STATUSES: &[u16] = &[0, 100, 200, 204, 301, 404, 429, 500, 503, 599, 999, 65535];
+
+/// A rate as the module documents it: rounded half away from zero, a positive rate never to 0,
+/// clamped to 0..=100.
+fn reference_rate(n: &serde_json::Number) -> u8 {
+    let f = n.as_f64().unwrap();
+    let rounded = f.round().clamp(0.0, 100.0) as u8;
+    if rounded == 0 && f > 0.0 {
+        1
+    } else {
+        rounded
+    }
+}
+
+fn reference_short(s: &str) -> String {
+    if s.chars().count() > 64 {
+        format!("{}...", s.chars().take(64).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// Every value of the wrong JSON type, by the key an error names.
+fn reference_type_errors(root: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let Value::Object(root) = root else {
+        return vec!["(root)".into()];
+    };
+    let mut errors = Vec::new();
+    let mut check = |ok: bool, key: String| {
+        if !ok {
+            errors.push(key);
+        }
+    };
+    let number_or_null = |v: &Value| matches!(v, Value::Null | Value::Number(_));
+    let string_or_null = |v: &Value| matches!(v, Value::Null | Value::String(_));
+    if let Some(v) = root.get("sample_rate") {
+        check(number_or_null(v), "sample_rate".into());
+    }
+    for key in ["user_sample_rate", "company_sample_rate"] {
+        match root.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (id, v) in m {
+                    check(number_or_null(v), format!("{key}.{}", reference_short(id)));
+                }
+            }
+            Some(_) => check(false, key.into()),
+        }
+    }
+    for key in ["user_rules", "company_rules"] {
+        if let Some(v) = root.get(key) {
+            check(matches!(v, Value::Null | Value::Object(_)), key.into());
+        }
+    }
+    match root.get("regex_config") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(entries)) => {
+            for (i, entry) in entries.iter().enumerate() {
+                let Value::Object(entry) = entry else {
+                    check(false, format!("regex_config[{i}]"));
+                    continue;
+                };
+                if let Some(v) = entry.get("sample_rate") {
+                    check(number_or_null(v), format!("regex_config[{i}].sample_rate"));
+                }
+                match entry.get("conditions") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(conds)) => {
+                        for (j, cond) in conds.iter().enumerate() {
+                            let key = format!("regex_config[{i}].conditions[{j}]");
+                            let Value::Object(cond) = cond else {
+                                check(false, key);
+                                continue;
+                            };
+                            for field in ["path", "value"] {
+                                if let Some(v) = cond.get(field) {
+                                    check(string_or_null(v), format!("{key}.{field}"));
+                                }
+                            }
+                        }
+                    }
+                    Some(_) => check(false, format!("regex_config[{i}].conditions")),
+                }
+            }
+        }
+        Some(_) => check(false, "regex_config".into()),
+    }
+    errors
+}
+
+/// The facts of one call.
+#[derive(Debug, Clone)]
+struct CallFacts {
+    verb: String,
+    route: String,
+    ip: Option<String>,
+    user: Option<String>,
+    company: Option<String>,
+}
+
+/// The rate at log time computed the way moesifapi-python does (`RegexConfigHelper`): a mapping
+/// of the call's truthy facts, then the first entry whose every condition's `re.search` gives a
+/// non-empty match, then the user's rate, the company's, `sample_rate`; over the raw JSON of a
+/// document that parsed.
+fn reference_rate_at_log(
+    root: &serde_json::Map<String, serde_json::Value>,
+    regexes: &mut std::collections::HashMap<String, Option<regex_lite::Regex>>,
+    call: &CallFacts,
+    status: u16,
+) -> u8 {
+    use serde_json::Value;
+    let mut mapping: std::collections::HashMap<&str, String> = Default::default();
+    if !call.verb.is_empty() {
+        mapping.insert("request.verb", call.verb.clone());
+    }
+    let route = call.route.split('?').next().unwrap();
+    mapping.insert(
+        "request.route",
+        if route.is_empty() { "/" } else { route }.to_string(),
+    );
+    if let Some(ip) = call.ip.as_deref().filter(|ip| !ip.is_empty()) {
+        mapping.insert("request.ip_address", ip.to_string());
+    }
+    if status != 0 {
+        mapping.insert("response.status", status.to_string());
+    }
+    if let Some(Value::Array(entries)) = root.get("regex_config") {
+        for entry in entries {
+            let rate = match entry.get("sample_rate") {
+                Some(Value::Number(n)) => reference_rate(n),
+                _ => continue,
+            };
+            let Some(Value::Array(conds)) = entry.get("conditions") else {
+                continue;
+            };
+            if conds.is_empty() {
+                continue;
+            }
+            // An entry with a condition that can never match is out, whatever the others do.
+            let mut compiled = Vec::new();
+            for cond in conds {
+                let (Some(Value::String(path)), Some(Value::String(value))) =
+                    (cond.get("path"), cond.get("value"))
+                else {
+                    break;
+                };
+                if ![
+                    "request.verb",
+                    "request.route",
+                    "request.ip_address",
+                    "response.status",
+                ]
+                .contains(&path.as_str())
+                {
+                    break;
+                }
+                let regex = regexes.entry(value.clone()).or_insert_with(|| {
+                    regex_lite::RegexBuilder::new(value)
+                        .size_limit(moesif_core::app_config::MAX_REGEX_SIZE)
+                        .build()
+                        .ok()
+                });
+                let Some(regex) = regex.clone() else {
+                    break;
+                };
+                compiled.push((path.as_str(), regex));
+            }
+            if compiled.len() != conds.len() {
+                continue;
+            }
+            let matched = compiled.iter().all(|(path, regex)| {
+                mapping
+                    .get(path)
+                    .is_some_and(|text| regex.find(text).is_some_and(|m| m.start() != m.end()))
+            });
+            if matched {
+                return rate;
+            }
+        }
+    }
+    let lookup = |key: &str, id: &Option<String>| match (root.get(key), id.as_deref()) {
+        (Some(Value::Object(m)), Some(id)) if !id.is_empty() => match m.get(id) {
+            Some(Value::Number(n)) => Some(reference_rate(n)),
+            _ => None,
+        },
+        _ => None,
+    };
+    lookup("user_sample_rate", &call.user)
+        .or_else(|| lookup("company_sample_rate", &call.company))
+        .or_else(|| match root.get("sample_rate") {
+            Some(Value::Number(n)) => Some(reference_rate(n)),
+            _ => None,
+        })
+        .unwrap_or(100)
+}
+
+/// The parse verdict equals the reference's (an error names a value of the wrong type), and a
+/// parsed document's decisions equal the reference's, are 0..=100, and are consistent: a rate
+/// known at request headers is the rate at log time whatever the status.
+fn app_config_target(bytes: &[u8]) {
+    use moesif_core::app_config::{keep, weight, AppConfig, Rate};
+    use serde_json::Value;
+    let parsed = AppConfig::parse(bytes);
+    let Ok(root) = serde_json::from_slice::<Value>(bytes) else {
+        let e = parsed.unwrap_err();
+        assert!(e.starts_with("not valid JSON: "), "{e}");
+        return;
+    };
+    let type_errors = reference_type_errors(&root);
+    let config = match parsed {
+        Err(e) => {
+            let key = e
+                .rsplit_once(": expected ")
+                .map(|(key, _)| key)
+                .unwrap_or_else(|| panic!("odd error {e:?}"));
+            assert!(
+                type_errors.iter().any(|k| k == key),
+                "{e:?} names no wrong value (the reference found {type_errors:?})"
+            );
+            return;
+        }
+        Ok(config) => {
+            assert!(type_errors.is_empty(), "accepted, but {type_errors:?}");
+            config
+        }
+    };
+    let root = root.as_object().unwrap();
+    assert!(config.sample_rate <= 100);
+    for rate in config
+        .user_sample_rate
+        .values()
+        .chain(config.company_sample_rate.values())
+        .chain(config.regex_rules().iter().map(|r| &r.sample_rate))
+    {
+        assert!(*rate <= 100);
+    }
+    for why in config.ignored() {
+        assert!(why.starts_with("regex_config["), "{why}");
+    }
+    let entries = match root.get("regex_config") {
+        Some(Value::Array(entries)) => entries.as_slice(),
+        _ => &[],
+    };
+    assert!(config.regex_rules().len() + config.ignored().len() == entries.len());
+    let has_status_condition = entries.iter().any(|e| {
+        e["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["path"] == "response.status"))
+    });
+
+    // Facts: fixed ones, the ids the document names and the text of its patterns (a literal
+    // pattern matches itself).
+    let mut texts: Vec<String> = ["GET", "POST", "", "get", "/", "/health", "/api/v1/users/42"]
+        .iter()
+        .chain(&["/items?page=2", "10.0.0.1", "203.0.113.7", "::1", "/ümlaut"])
+        .map(|s| s.to_string())
+        .collect();
+    for e in entries.iter().take(8) {
+        for c in e["conditions"].as_array().into_iter().flatten().take(4) {
+            if let Some(v) = c["value"].as_str() {
+                texts.push(cut(v, 200).to_string());
+            }
+        }
+    }
+    let ids = |key: &str| -> Vec<Option<String>> {
+        let mut ids = vec![None, Some(String::new()), Some("u1".into())];
+        if let Some(Value::Object(m)) = root.get(key) {
+            ids.extend(m.keys().take(3).map(|k| Some(k.clone())));
+        }
+        ids
+    };
+    let (users, companies) = (ids("user_sample_rate"), ids("company_sample_rate"));
+    let mut rng = fastrand::Rng::with_seed(fnv1a(&String::from_utf8_lossy(bytes)));
+    let mut pick = |v: &[String]| v[rng.usize(..v.len())].clone();
+    let calls: Vec<CallFacts> = (0..(2000 / (1 + entries.len())).clamp(3, 24))
+        .map(|_| CallFacts {
+            verb: pick(&texts),
+            route: pick(&texts),
+            ip: Some(pick(&texts)),
+            user: None,
+            company: None,
+        })
+        .collect();
+    let mut regexes = Default::default();
+    for (n, mut call) in calls.into_iter().enumerate() {
+        call.user = users[n % users.len()].clone();
+        call.company = companies[(n / users.len()) % companies.len()].clone();
+        if n % 5 == 0 {
+            call.ip = None;
+        }
+        let at_request = config.sample_rate_at_request(
+            &call.verb,
+            &call.route,
+            call.ip.as_deref(),
+            call.user.as_deref(),
+            call.company.as_deref(),
+        );
+        if at_request == Rate::DependsOnStatus {
+            assert!(has_status_condition, "{call:?}");
+        }
+        for &status in APP_STATUSES {
+            let rate = config.sample_rate_at_log(
+                &call.verb,
+                &call.route,
+                call.ip.as_deref(),
+                status,
+                call.user.as_deref(),
+                call.company.as_deref(),
+            );
+            assert!(rate <= 100);
+            let expected = reference_rate_at_log(root, &mut regexes, &call, status);
+            assert_eq!(rate, expected, "{call:?} status {status}");
+            if let Rate::Known(known) = at_request {
+                assert_eq!(known, rate, "{call:?} status {status}");
+            }
+            let w = weight(rate);
+            match rate {
+                1..=99 => {
+                    let r = u32::from(rate);
+                    assert!(w * r <= 100 && (w + 1) * r > 100, "weight({rate}) = {w}");
+                }
+                _ => assert_eq!(w, 1),
+            }
+            assert_eq!(
+                (0..100).filter(|&roll| keep(rate, roll)).count(),
+                usize::from(rate)
+            );
+        }
+    }
+}
+
+#[test]
+fn fuzz_app_config() {
+    fuzz("app_config", APP_CONFIG_DICT, app_config_target);
+}
+
+/// Documents the mutator seldom makes whole: random well-formed configs of many entries, with
+/// valid, invalid and huge patterns, rates of every kind (huge, negative, fractional, null)
+/// and now and then a value of the wrong type, through the same checks; the valid ones must
+/// parse and exercise every outcome.
+#[test]
+fn app_config_of_generated_configs() {
+    use moesif_core::app_config::{AppConfig, Rate};
+    use serde_json::{json, Value};
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("app_config_generated"));
+    let paths = [
+        "request.verb",
+        "request.route",
+        "request.ip_address",
+        "response.status",
+        "request.headers.x",
+    ];
+    let patterns = [
+        "GET",
+        "^POST$",
+        "GET|HEAD",
+        "^/health",
+        "users",
+        "/api/v\\d+/",
+        "^/$",
+        "^10\\.",
+        "::1",
+        "^5",
+        "^(4|5)\\d\\d$",
+        "404",
+        "20[01]",
+        "x*",
+        "",
+        "(unclosed",
+        "[",
+        "a{1000}{1000}",
+        ".*",
+        "é",
+    ];
+    let rate = |rng: &mut fastrand::Rng| -> Value {
+        match rng.u8(..12) {
+            0 => json!(-5),
+            1 => json!(150),
+            2 => json!(12.5),
+            3 => json!(0.2),
+            4 => json!(1e300),
+            5 => Value::Null,
+            6 => json!(0),
+            7 => json!(100),
+            _ => json!(rng.u8(..=100)),
+        }
+    };
+    let (mut parsed, mut depends, mut known_by_status_entries) = (0, 0, 0);
+    for n in 0..cases().div_ceil(4).max(200) {
+        let wrong_type = n % 10 == 9;
+        let entries: Vec<Value> = (0..rng.usize(..8))
+            .map(|_| {
+                let conditions: Vec<Value> = (0..rng.usize(..4))
+                    .map(|_| {
+                        json!({
+                            "path": paths[rng.usize(..paths.len())],
+                            "value": patterns[rng.usize(..patterns.len())],
+                        })
+                    })
+                    .collect();
+                json!({"conditions": conditions, "sample_rate": rate(&mut rng)})
+            })
+            .collect();
+        let ids = |rng: &mut fastrand::Rng, prefix: &str| -> Value {
+            (0..rng.usize(..4))
+                .map(|i| (format!("{prefix}{i}"), rate(rng)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let mut doc = json!({
+            "sample_rate": rate(&mut rng),
+            "user_sample_rate": ids(&mut rng, "u"),
+            "company_sample_rate": ids(&mut rng, "c"),
+            "regex_config": entries,
+            "user_rules": {"u1": [{"rules": "r1", "values": {"0": "gold"}}]},
+            "company_rules": {},
+        });
+        if wrong_type {
+            let bad = [
+                json!("50"),
+                json!(true),
+                json!([1]),
+                json!({"a": 1}),
+                json!(7),
+            ];
+            let bad = bad[rng.usize(..bad.len())].clone();
+            match rng.u8(..4) {
+                0 => doc["sample_rate"] = bad,
+                1 => doc["user_sample_rate"]["u0"] = bad,
+                2 => doc["regex_config"] = bad,
+                _ => doc["regex_config"] = json!([{"conditions": [{"path": bad, "value": "a"}]}]),
+            }
+        }
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        app_config_target(&bytes);
+        let result = AppConfig::parse(&bytes);
+        if reference_type_errors(&doc).is_empty() {
+            let config = result.unwrap();
+            parsed += 1;
+            for verb in ["GET", "POST"] {
+                for route in ["/health", "/api/v1/users", "/"] {
+                    let at =
+                        config.sample_rate_at_request(verb, route, Some("10.0.0.1"), None, None);
+                    if at == Rate::DependsOnStatus {
+                        depends += 1;
+                    } else if bytes.windows(15).any(|w| w == b"response.status") {
+                        known_by_status_entries += 1;
+                    }
+                }
+            }
+        } else {
+            assert!(result.is_err());
+        }
+    }
+    assert!(
+        parsed > 0 && depends > 0 && known_by_status_entries > 0,
+        "{parsed} {depends} {known_by_status_entries}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Generated seeds
 // ---------------------------------------------------------------------------------------------
 
@@ -2340,6 +2849,7 @@ fn sample_records() -> [Record; 3] {
         route_name: "api".into(),
         cluster_name: "sample_upstream".into(),
         outbound: true,
+        weight: 2,
     };
     let get = Record {
         start_ns: 0,
@@ -2356,6 +2866,7 @@ fn sample_records() -> [Record; 3] {
         route_name: String::new(),
         cluster_name: String::new(),
         outbound: false,
+        weight: 1,
     };
     let omitted = Record {
         start_ns: -1,

@@ -75,6 +75,7 @@ fn record() -> impl Strategy<Value = Record> {
                 route_name: route,
                 cluster_name: String::new(),
                 outbound: user.is_some(),
+                weight: 1,
             },
         )
 }

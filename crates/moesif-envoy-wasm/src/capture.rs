@@ -3,9 +3,11 @@
 
 use crate::host::{self, Buffer, Map};
 use crate::shared::Shared;
+use moesif_core::app_config::{self, AppConfig, Rate};
 use moesif_core::body::BodyCapture;
 use moesif_core::config::DirectionSetting;
-use moesif_core::headers::{take_request_line, take_status};
+use moesif_core::headers::{client_ip, take_request_line, take_status};
+use moesif_core::identity::identify;
 use moesif_core::record::{Record, Response};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -17,8 +19,11 @@ const MAX_TRAILER_BYTES: usize = 8 * 1024;
 
 pub struct Capture {
     shared: Rc<Shared>,
-    /// A `skip` rule matched: nothing more is read or recorded.
+    /// A `skip` rule matched, or sampling left the call out: nothing more is read or recorded.
     skipped: bool,
+    /// The sample rate depends on the response status: decided in on_log with the config and
+    /// the facts it needs.
+    sample_at_log: Option<(Rc<AppConfig>, SampleFacts)>,
     record: Record,
     /// `None`: bodies of this direction are not captured (no body host call at all).
     request_body: Option<BodyCapture>,
@@ -36,6 +41,7 @@ impl Capture {
         Capture {
             shared,
             skipped: false,
+            sample_at_log: None,
             record: Record::default(),
             request_body,
             response_headers: None,
@@ -54,6 +60,56 @@ impl Capture {
         }
         let get = |name| host::header(Map::Request, name).unwrap_or_default();
         rules.matches(&get(":method"), &get(":authority"), &get(":path"))
+    }
+}
+
+/// What a sampling decision is made from, besides the method and route.
+pub struct SampleFacts {
+    ip: Option<String>,
+    user: Option<String>,
+    company: Option<String>,
+}
+
+impl Capture {
+    /// Moesif's sampling, at request headers: a call left out copies no body and makes no
+    /// record. Only runs once Moesif's app config has arrived.
+    fn sample(&mut self, app: Rc<AppConfig>) {
+        let rec = &self.record;
+        let who = identify(&rec.request_headers, &self.shared.policy.identity);
+        // The peer's address (a host call) only when no forwarding header names the client.
+        let ip = client_ip(&rec.request_headers, "").or_else(|| {
+            let peer = host::string_property(&["source", "address"])?;
+            client_ip(&[], &peer)
+        });
+        let facts = SampleFacts {
+            ip,
+            user: who.user_id,
+            company: who.company_id,
+        };
+        let route = rec.path.split('?').next().unwrap_or_default();
+        let rate = app.sample_rate_at_request(
+            &rec.method,
+            route,
+            facts.ip.as_deref(),
+            facts.user.as_deref(),
+            facts.company.as_deref(),
+        );
+        match rate {
+            Rate::Known(rate) => self.keep_or_drop(rate),
+            Rate::DependsOnStatus => self.sample_at_log = Some((app, facts)),
+        }
+    }
+
+    fn keep_or_drop(&mut self, rate: u8) {
+        if app_config::keep(rate, self.shared.roll()) {
+            self.record.weight = app_config::weight(rate);
+        } else {
+            self.skipped = true;
+            self.request_body = None;
+            self.response_body = None;
+            self.record = Record::default();
+            self.shared.count_sampled_out();
+        }
     }
 }
 
@@ -101,6 +157,10 @@ impl HttpContext for Capture {
         self.record.authority = line.authority;
         self.record.path = line.path;
         self.record.request_headers = headers;
+        self.record.weight = 1;
+        if let Some(app) = self.shared.app_config() {
+            self.sample(app);
+        }
         Action::Continue
     }
 
@@ -141,6 +201,20 @@ impl HttpContext for Capture {
     }
 
     fn on_log(&mut self) {
+        if let Some((app, facts)) = self.sample_at_log.take() {
+            let rec = &self.record;
+            let status = self.status.unwrap_or(0);
+            let route = rec.path.split('?').next().unwrap_or_default();
+            let rate = app.sample_rate_at_log(
+                &rec.method,
+                route,
+                facts.ip.as_deref(),
+                status,
+                facts.user.as_deref(),
+                facts.company.as_deref(),
+            );
+            self.keep_or_drop(rate);
+        }
         if self.skipped {
             return;
         }

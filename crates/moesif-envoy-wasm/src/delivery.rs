@@ -4,6 +4,7 @@
 
 use crate::host::{self, Buffer, Map};
 use crate::metrics::Metrics;
+use crate::remote::Fetcher;
 use moesif_core::config::Config;
 use moesif_core::ratelimit::LogGate;
 use moesif_core::retry::parse_retry_after;
@@ -12,7 +13,7 @@ use moesif_core::stats::{Counter, Counts};
 use proxy_wasm::hostcalls;
 use std::time::Duration;
 
-const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
 /// At most one failure line and one set of drop lines per interval.
 const LOG_INTERVAL_MS: u64 = 10_000;
 
@@ -24,11 +25,14 @@ pub struct Delivery {
     drop_log: LogGate,
     /// Counters as of the last drop log line, to report what happened since.
     logged: Counts,
+    /// Moesif's app config, fetched by whoever ships.
+    fetcher: Fetcher,
 }
 
 impl Delivery {
     pub fn new(config: Config) -> Self {
         let shipper = Shipper::new(&config, host::seed());
+        let fetcher = Fetcher::new(&config, host::now_ms());
         Delivery {
             config,
             shipper,
@@ -36,7 +40,13 @@ impl Delivery {
             failure_log: LogGate::new(LOG_INTERVAL_MS),
             drop_log: LogGate::new(LOG_INTERVAL_MS),
             logged: Counts::default(),
+            fetcher,
         }
+    }
+
+    /// Fetches Moesif's app config if due (only roots that ship call this).
+    pub fn fetch_due(&mut self, now_ms: u64) {
+        self.fetcher.poll(&self.config, now_ms);
     }
 
     pub fn shipper(&mut self) -> &mut Shipper {
@@ -98,6 +108,12 @@ impl Delivery {
 
     /// Handles the collector's answer to the call `token`.
     pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) {
+        if self.fetcher.on_response(token, body_size, now_ms) {
+            return;
+        }
+        if let Some(tag) = host::header(Map::CallResponse, "x-moesif-config-etag") {
+            self.fetcher.saw_tag(&tag);
+        }
         // Bytes from outside (the collector, or whatever answers in its place): read lossily.
         let header = |name| host::header(Map::CallResponse, name);
         let status = header(":status").and_then(|s| s.trim().parse::<u16>().ok());

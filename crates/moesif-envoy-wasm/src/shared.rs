@@ -5,9 +5,12 @@
 use crate::delivery::Delivery;
 use crate::host;
 use crate::occupancy::Occupancy;
+use crate::remote::Published;
+use moesif_core::app_config::AppConfig;
 use moesif_core::config::Config;
 use moesif_core::forward::{Block, FORMAT};
 use moesif_core::liveness::{self, Health};
+use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::Record;
 use moesif_core::route::{self, Diversion, Local, Placement, Route};
 use moesif_core::skip::SkipRules;
@@ -28,6 +31,14 @@ pub struct Shared {
     /// The config's `skip` rules, and the calls they skipped since the last tick.
     pub skip: SkipRules,
     skipped: Cell<u64>,
+    /// This config's policy: identity rules for sampling decisions by user and company.
+    pub policy: Compiled,
+    /// Moesif's app config as last published (sample rates); `None` until one arrives.
+    app: RefCell<Published>,
+    /// Calls left out by sampling since the last tick.
+    sampled_out: Cell<u64>,
+    /// Dice for sampling.
+    rng: RefCell<fastrand::Rng>,
     /// Filter counters, and the worker's own shipper.
     delivery: RefCell<Delivery>,
 }
@@ -44,6 +55,10 @@ impl Shared {
             // Validated at parse: compiling again cannot fail.
             skip: SkipRules::compile(&config.skip).unwrap_or_default(),
             skipped: Cell::new(0),
+            policy: Compiled::new(Policy::from_config(&config)),
+            app: RefCell::new(Published::new(&config.queue_name)),
+            sampled_out: Cell::new(0),
+            rng: RefCell::new(fastrand::Rng::with_seed(host::seed())),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,
         }
@@ -94,6 +109,22 @@ impl Shared {
         self.skipped.set(self.skipped.get().saturating_add(1));
     }
 
+    /// Sampling left a call out (counted on the next tick).
+    pub fn count_sampled_out(&self) {
+        self.sampled_out
+            .set(self.sampled_out.get().saturating_add(1));
+    }
+
+    /// Moesif's app config, once one was published.
+    pub fn app_config(&self) -> Option<std::rc::Rc<AppConfig>> {
+        self.app.try_borrow().ok().and_then(|a| a.current())
+    }
+
+    /// A roll of the dice in 0..100 for a sampling decision.
+    pub fn roll(&self) -> u32 {
+        self.rng.try_borrow_mut().map_or(0, |mut r| r.u32(0..100))
+    }
+
     /// Enqueues the open block, whatever its size (tick, retiring root).
     pub fn flush_block(&self, d: &mut Delivery) {
         if let Some(block) = d.shipper().take_block() {
@@ -135,6 +166,10 @@ impl Shared {
             if skipped > 0 {
                 d.shipper().skipped(skipped);
             }
+            let sampled_out = self.sampled_out.replace(0);
+            if sampled_out > 0 {
+                d.shipper().sampled_out(sampled_out);
+            }
             f(&mut d);
         }
     }
@@ -146,12 +181,19 @@ impl Shared {
         self.occupancy.settle();
         let now = host::now_ms();
         let mut unsent = 0;
+        let ships_itself = matches!(self.route.get(), Route::Local(_));
         self.with_delivery(|d| {
             self.flush_block(d);
+            if ships_itself {
+                d.fetch_due(now);
+            }
             d.dispatch_due(now);
             d.sync_metrics(now);
             unsent = d.unsent();
         });
+        if let Ok(mut app) = self.app.try_borrow_mut() {
+            app.refresh();
+        }
         unsent
     }
 

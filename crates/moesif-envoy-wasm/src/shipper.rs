@@ -119,6 +119,7 @@ impl RootContext for ShipperRoot {
         }
         self.drain(now);
         if let Some(d) = self.delivery.as_mut() {
+            d.fetch_due(now);
             d.sync_metrics(now);
         }
     }
