@@ -203,27 +203,18 @@ fn config_endpoint_down_or_garbage_at_start_samples_everything() {
         .collector
         .set_faults(&json!({"target": "config", "status": 503}));
     let client = Client::new();
-    for i in 0..40 {
-        assert_eq!(
-            client
-                .get(&stack.envoy.url(&format!("/items?i={i}")), &[])
-                .status,
-            200
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let calls = |range: std::ops::Range<u32>| {
+        for i in range {
+            let r = client.get(&stack.envoy.url(&format!("/items?i={i}")), &[]);
+            assert_eq!(r.status, 200);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    calls(0..40);
     stack
         .collector
         .set_faults(&json!({"target": "config", "status": 200, "garbage_body": true}));
-    for i in 40..80 {
-        assert_eq!(
-            client
-                .get(&stack.envoy.url(&format!("/items?i={i}")), &[])
-                .status,
-            200
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    calls(40..80);
     let s = accounting::settle(&stack.envoy, Duration::from_secs(10));
     assert_eq!(
         s["moesif_events_sent"], 80,

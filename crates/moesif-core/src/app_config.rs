@@ -37,7 +37,7 @@
 
 use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The rate when the document says none: sample everything.
 pub const DEFAULT_SAMPLE_RATE: u8 = 100;
@@ -224,10 +224,10 @@ pub struct RegexRule {
 pub struct AppConfig {
     /// Percentage of calls kept when nothing more specific applies, 0..=100 (default 100).
     pub sample_rate: u8,
-    /// User id -> rate (0..=100).
-    pub user_sample_rate: HashMap<String, u8>,
+    /// User id -> rate (0..=100). A `BTreeMap`: no hasher to seed from the host in wasm.
+    pub user_sample_rate: BTreeMap<String, u8>,
     /// Company id -> rate (0..=100).
-    pub company_sample_rate: HashMap<String, u8>,
+    pub company_sample_rate: BTreeMap<String, u8>,
     /// Governance cohorts (entity id -> `[{rules, values}]`), kept as served.
     pub user_rules: Map<String, Value>,
     pub company_rules: Map<String, Value>,
@@ -241,8 +241,8 @@ impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             sample_rate: DEFAULT_SAMPLE_RATE,
-            user_sample_rate: HashMap::new(),
-            company_sample_rate: HashMap::new(),
+            user_sample_rate: BTreeMap::new(),
+            company_sample_rate: BTreeMap::new(),
             user_rules: Map::new(),
             company_rules: Map::new(),
             regex_config: Vec::new(),
@@ -383,7 +383,7 @@ impl AppConfig {
 
     /// The user's rate, else the company's, else `sample_rate`.
     fn fallback_rate(&self, user: Option<&str>, company: Option<&str>) -> u8 {
-        let lookup = |map: &HashMap<String, u8>, id: Option<&str>| {
+        let lookup = |map: &BTreeMap<String, u8>, id: Option<&str>| {
             id.filter(|id| !id.is_empty())
                 .and_then(|id| map.get(id).copied())
         };
@@ -427,8 +427,8 @@ fn rate(value: &Value, key: &str) -> Result<Option<u8>, String> {
 }
 
 /// A map of id -> rate; null members are left out.
-fn rates(value: &Value, key: &str) -> Result<HashMap<String, u8>, String> {
-    let mut out = HashMap::new();
+fn rates(value: &Value, key: &str) -> Result<BTreeMap<String, u8>, String> {
+    let mut out = BTreeMap::new();
     for (id, v) in object_ref(value, key)?.into_iter().flatten() {
         if let Some(r) = rate(v, &format!("{key}.{}", short(id)))? {
             out.insert(id.clone(), r);
