@@ -121,6 +121,17 @@ impl Collector {
         );
     }
 
+    /// Replaces the governance rules served at `GET /v1/rules` (a new tag follows).
+    pub fn set_rules(&self, rules: &Value) {
+        let r = self.client.send(
+            "POST",
+            &self.url("/_collector/rules"),
+            &[("content-type", "application/json")],
+            Some(rules.to_string().as_bytes()),
+        );
+        assert!(r.status < 300, "rules {rules}: {} {}", r.status, r.text());
+    }
+
     /// The faults still in force (`count` is what is left).
     pub fn faults(&self) -> Value {
         let r = self.client.get(&self.url("/_collector/faults"), &[]);

@@ -56,6 +56,7 @@ fn post_record() -> Record {
         cluster_name: "backend".into(),
         outbound: false,
         weight: 1,
+        blocked_by: None,
     }
 }
 

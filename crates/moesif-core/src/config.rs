@@ -89,6 +89,9 @@ pub struct Config {
     /// The event's `direction`: `auto` (Envoy's `listener_direction`: `Outgoing` on an
     /// outbound listener, as an Istio sidecar's, else `Incoming`), `Incoming` or `Outgoing`.
     pub direction: DirectionSetting,
+    /// Apply Moesif's governance rules (`GET /v1/rules`): a blocking rule answers the call
+    /// from Envoy, and the upstream never sees it. Off by default: it changes traffic.
+    pub enable_governance: bool,
     /// Test builds only (cargo feature `test-faults`): the shipper aborts its VM this many ms
     /// after start, to exercise the filters' fallback.
     #[cfg(feature = "test-faults")]
@@ -137,6 +140,7 @@ impl Default for Config {
             response_max_body_size: None,
             metadata: None,
             direction: DirectionSetting::Auto,
+            enable_governance: false,
             #[cfg(feature = "test-faults")]
             test_crash_after_ms: None,
             #[cfg(feature = "test-faults")]
@@ -206,6 +210,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "response_max_body_size",
     "metadata",
     "direction",
+    "enable_governance",
     #[cfg(feature = "test-faults")]
     "test_crash_after_ms",
     #[cfg(feature = "test-faults")]

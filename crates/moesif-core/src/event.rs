@@ -115,6 +115,10 @@ pub fn write_event_json(
         out.extend_from_slice(br#","weight":"#);
         serde_json::to_writer(&mut *out, &rec.weight)?;
     }
+    if let Some(rule) = rec.blocked_by {
+        out.extend_from_slice(br#","blocked_by":"#);
+        write_str(out, rule);
+    }
     let direction = p.direction.unwrap_or(if rec.outbound {
         Direction::Outgoing
     } else {
@@ -358,6 +362,7 @@ mod tests {
             cluster_name: "backend".into(),
             outbound: false,
             weight: 1,
+            blocked_by: None,
         }
     }
 
@@ -534,6 +539,8 @@ mod tests {
             company_id: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             weight: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            blocked_by: Option<&'a str>,
             direction: &'static str,
             metadata: Metadata<'a>,
         }
@@ -703,6 +710,7 @@ mod tests {
                 user_id: None,
                 company_id: None,
                 weight: (rec.weight > 1).then_some(rec.weight),
+                blocked_by: rec.blocked_by.as_deref(),
                 direction: if rec.outbound { "Outgoing" } else { "Incoming" },
                 metadata: metadata(rec),
             };
@@ -803,6 +811,7 @@ mod tests {
             response in proptest::option::of((proptest::prelude::any::<u16>(), headers(), body(), headers())),
             (upstream_address, route_name, cluster_name) in (text(), text(), text()),
             (outbound, weight) in proptest::prelude::any::<(bool, u32)>(),
+            blocked_by in proptest::option::of(text()),
         ) {
             let rec = Record {
                 start_ns,
@@ -820,6 +829,7 @@ mod tests {
                 cluster_name,
                 outbound,
                 weight,
+                blocked_by,
             };
             let id = Uuid::from_u128(u128::from(start_ns as u64));
             proptest::prop_assert_eq!(

@@ -7,6 +7,7 @@ pub mod body;
 pub mod config;
 pub mod event;
 pub mod forward;
+pub mod governance;
 pub mod headers;
 pub mod identity;
 pub mod ids;

@@ -53,8 +53,7 @@ pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The encoding of `pairs`, as the host writes it (for tests and fuzzing).
-#[cfg(any(test, feature = "testing"))]
+/// The encoding of `pairs`, as the host reads and writes it (a local reply's headers).
 pub fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
     for (n, v) in pairs {

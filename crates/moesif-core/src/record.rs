@@ -46,6 +46,8 @@ pub struct Record {
     /// How many calls this one stands for: 100 / the sample rate it was kept at (1 when every
     /// call is captured).
     pub weight: u32,
+    /// The governance rule that answered the call instead of the upstream.
+    pub blocked_by: Option<String>,
 }
 
 /// The response half of a [`Record`].
@@ -78,6 +80,7 @@ pub struct RecordRef<'a> {
     pub cluster_name: &'a str,
     pub outbound: bool,
     pub weight: u32,
+    pub blocked_by: Option<&'a str>,
 }
 
 /// The response half of a [`RecordRef`].
@@ -139,6 +142,7 @@ impl Record {
             cluster_name: &self.cluster_name,
             outbound: self.outbound,
             weight: self.weight,
+            blocked_by: self.blocked_by.as_deref(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl<'a> RecordRef<'a> {
             cluster_name: self.cluster_name.to_string(),
             outbound: self.outbound,
             weight: self.weight,
+            blocked_by: self.blocked_by.map(str::to_string),
         }
     }
 }
@@ -226,7 +231,7 @@ struct Writer<'a>(&'a mut Vec<u8>);
 
 impl Writer<'_> {
     fn record(&mut self, rec: &Record) -> Result<(), EncodeError> {
-        self.array_len(15)?;
+        self.array_len(16)?;
         self.int(rec.start_ns);
         self.int(rec.duration_ns);
         self.str(&rec.method)?;
@@ -251,7 +256,13 @@ impl Writer<'_> {
         self.str(&rec.cluster_name)?;
         self.0.push(if rec.outbound { TRUE } else { FALSE });
         self.uint(u64::from(rec.weight));
-        Ok(())
+        match &rec.blocked_by {
+            None => {
+                self.0.push(NIL);
+                Ok(())
+            }
+            Some(id) => self.str(id),
+        }
     }
 
     fn headers(&mut self, headers: &[(String, String)]) -> Result<(), EncodeError> {
@@ -388,7 +399,7 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn record(&mut self) -> Result<RecordRef<'a>, Error> {
-        self.array_of(15)?;
+        self.array_of(16)?;
         // Struct expressions evaluate their fields in the order written: the wire order.
         Ok(RecordRef {
             start_ns: self.int()?,
@@ -409,6 +420,10 @@ impl<'a> Reader<'a> {
             cluster_name: self.str()?,
             outbound: self.bool()?,
             weight: self.int()?,
+            blocked_by: match self.nil()? {
+                true => None,
+                false => Some(self.str()?),
+            },
         })
     }
 
@@ -541,6 +556,7 @@ mod tests {
             cluster_name: "c".into(),
             outbound: true,
             weight: 2,
+            blocked_by: Some("rule-1".into()),
         };
         let bytes = rec.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), rec);
@@ -637,6 +653,7 @@ mod tests {
             (request_headers, request_body) in (headers(), body()),
             response in proptest::option::of((headers(), body(), headers())),
             (outbound, weight) in proptest::prelude::any::<(bool, u32)>(),
+            blocked_by in proptest::option::of(text()),
         ) {
             let rec = Record {
                 start_ns,
@@ -654,6 +671,7 @@ mod tests {
                 cluster_name: String::new(),
                 outbound,
                 weight,
+                blocked_by,
             };
             let ours = rec.encode().unwrap();
             proptest::prop_assert!(ours == rmp_serde::to_vec(&rec).unwrap());
@@ -681,6 +699,7 @@ mod tests {
             cluster_name: String,
             outbound: bool,
             weight: u32,
+            blocked_by: Option<String>,
         }
         #[derive(serde::Deserialize, PartialEq, Debug)]
         struct SerdeResponse {

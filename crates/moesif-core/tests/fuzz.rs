@@ -2850,6 +2850,7 @@ fn sample_records() -> [Record; 3] {
         cluster_name: "sample_upstream".into(),
         outbound: true,
         weight: 2,
+        blocked_by: Some("r-1".into()),
     };
     let get = Record {
         start_ns: 0,
@@ -2867,6 +2868,7 @@ fn sample_records() -> [Record; 3] {
         cluster_name: String::new(),
         outbound: false,
         weight: 1,
+        blocked_by: None,
     };
     let omitted = Record {
         start_ns: -1,
@@ -3164,5 +3166,502 @@ fn write_generated_seeds() {
             (-1i64) as u64,
             4_102_444_799_999_000_000,
         ]),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target 12: Moesif's governance rules (governance.rs): parsing and the decision at request
+// headers
+// ---------------------------------------------------------------------------------------------
+
+const GOVERNANCE_DICT: &[&[u8]] = &[
+    b"\"_id\":",
+    b"\"type\":",
+    b"\"user\"",
+    b"\"company\"",
+    b"\"regex\"",
+    b"\"block\":",
+    b"true",
+    b"false",
+    b"null",
+    b"\"applied_to\":",
+    b"\"matching\"",
+    b"\"not_matching\"",
+    b"\"applied_to_unidentified\":",
+    b"\"regex_config\":",
+    b"\"conditions\":",
+    b"\"path\":",
+    b"\"value\":",
+    b"\"request.route\"",
+    b"\"request.verb\"",
+    b"\"request.ip_address\"",
+    b"\"response.status\"",
+    b"\"response\":",
+    b"\"status\":",
+    b"\"headers\":",
+    b"\"body\":",
+    b"\"variables\":",
+    b"{{0}}",
+    b"{{plan}}",
+    b"{{{",
+    b"}}}",
+    b"\\\"",
+    b"\\u0000",
+    b"429",
+    b"599",
+    b"600",
+    b"\"Content-Type\"",
+    b"\"content-length\"",
+];
+
+/// Values the fuzz cohorts hold: quotes, backslashes, control characters, non-ASCII, numbers,
+/// nested values, null, and one too big for any body.
+fn governance_values(i: usize) -> serde_json::Value {
+    use serde_json::json;
+    let tricky = [
+        json!("gold"),
+        json!("q\"uo\\te\n\r\t\u{0}\u{1f}é😀"),
+        json!(""),
+        json!(12.5),
+        json!({"a": [1, "}}"]}),
+        json!(null),
+        json!("x".repeat(70_000)),
+        json!(true),
+    ];
+    json!({"0": tricky[i % tricky.len()], "plan": tricky[(i + 3) % tricky.len()]})
+}
+
+/// The cohorts the target decides with: user `u1` is in the cohort of every even rule (of the
+/// first 64), company `c1` of every third; `u3`'s entry is malformed, as are a few entries.
+fn governance_cohorts(
+    list: &[serde_json::Value],
+) -> (
+    serde_json::Map<String, serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    use serde_json::{json, Value};
+    let mut u1 = vec![json!({"rules": 5}), json!("x"), json!({"values": {}})];
+    let mut c1 = vec![json!(null)];
+    for (i, rule) in list.iter().enumerate().take(64) {
+        let Some(id) = rule.get("_id").and_then(Value::as_str) else {
+            continue;
+        };
+        let entry = json!({"rules": id, "values": governance_values(i)});
+        if i % 2 == 0 {
+            u1.push(entry.clone());
+        }
+        if i % 3 == 0 {
+            c1.push(entry);
+        }
+    }
+    let users = json!({"u1": u1, "u2": [], "u3": {"rules": "x"}});
+    let companies = json!({"c1": c1, "c2": [{"rules": "nope"}]});
+    match (users, companies) {
+        (Value::Object(u), Value::Object(c)) => (u, c),
+        _ => unreachable!(),
+    }
+}
+
+/// The label governance.rs gives rule `i` in its messages.
+fn governance_label(i: usize, rule: &serde_json::Value) -> String {
+    match rule.get("_id").and_then(serde_json::Value::as_str) {
+        Some(id) => format!("rules[{i}] (_id {:?})", reference_short(id)),
+        None => format!("rules[{i}]"),
+    }
+}
+
+/// Whether the fuzz cohorts put `id` in `entity`'s cohort (see `governance_cohorts`).
+fn governance_in_cohort(list: &[serde_json::Value], kind: &str, entity: &str, id: &str) -> bool {
+    let (member, every) = match kind {
+        "user" => ("u1", 2),
+        _ => ("c1", 3),
+    };
+    entity == member
+        && list.iter().enumerate().take(64).any(|(i, r)| {
+            i % every == 0 && r.get("_id").and_then(serde_json::Value::as_str) == Some(id)
+        })
+}
+
+/// Whether a rule applies to a call, by the module's rules, when its regex_config matches.
+fn governance_reference_applies(
+    list: &[serde_json::Value],
+    rule: &serde_json::Value,
+    user: Option<&str>,
+    company: Option<&str>,
+) -> bool {
+    let kind = rule["type"].as_str().unwrap_or("");
+    let entity = match kind {
+        "regex" => return true,
+        "user" => user,
+        _ => company,
+    };
+    match entity.filter(|e| !e.is_empty()) {
+        None => rule["applied_to_unidentified"] == true,
+        Some(entity) => {
+            let in_cohort = governance_in_cohort(list, kind, entity, rule["_id"].as_str().unwrap());
+            in_cohort != (rule["applied_to"] == "not_matching")
+        }
+    }
+}
+
+/// Never panics; `Err` exactly for what is not a JSON array; every rule of the first
+/// `MAX_RULES` is kept or reported skipped once; decisions are consistent with the document:
+/// a block comes from a kept rule with `block: true` and its status (100..=599), of the right
+/// cohort, has a bounded body that is valid JSON when the rule's body is JSON, clean headers
+/// and no added headers; a kept rule that matches every call (no regex_config) and applies by
+/// the cohort rules is never passed over for a later one; added headers come from applicable
+/// non-blocking rules, each name once, and every such rule's headers are there.
+fn governance_target(bytes: &[u8]) {
+    use moesif_core::governance::{
+        Call, Cohorts, Rules, JSON_CONTENT_TYPE, MAX_BODY, MAX_HEADER_VALUE, MAX_RULES,
+    };
+    use serde_json::Value;
+    let parsed = Rules::parse(bytes);
+    let list = match serde_json::from_slice::<Value>(bytes) {
+        Err(_) => {
+            assert!(parsed.unwrap_err().starts_with("not valid JSON: "));
+            return;
+        }
+        Ok(Value::Array(list)) => list,
+        Ok(_) => {
+            let e = parsed.unwrap_err();
+            assert!(e.starts_with("(root): expected an array, got "), "{e}");
+            return;
+        }
+    };
+    let rules = parsed.unwrap();
+    let considered = &list[..list.len().min(MAX_RULES)];
+    for why in rules.ignored() {
+        assert!(why.starts_with("rules["), "{why}");
+    }
+    // Kept or skipped, exactly one of them.
+    let kept: Vec<bool> = considered
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let prefix = format!("{} skipped: ", governance_label(i, rule));
+            let skips = rules
+                .ignored()
+                .iter()
+                .filter(|m| m.starts_with(&prefix))
+                .count();
+            assert!(skips <= 1, "{prefix} {skips} times");
+            skips == 0
+        })
+        .collect();
+    assert_eq!(kept.iter().filter(|&&k| k).count(), rules.len());
+    assert_eq!(rules.is_empty(), kept.iter().all(|&k| !k));
+    assert_eq!(
+        rules
+            .ignored()
+            .iter()
+            .any(|m| m.starts_with("rules[1000..]")),
+        list.len() > MAX_RULES
+    );
+    // A kept rule is a well-formed one.
+    let kept_rules: Vec<(usize, &Value)> = considered
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| kept[*i])
+        .collect();
+    for (i, rule) in &kept_rules {
+        assert!(rule["_id"].as_str().is_some_and(|s| !s.is_empty()), "{i}");
+        assert!(
+            ["user", "company", "regex"].contains(&rule["type"].as_str().unwrap()),
+            "{i}"
+        );
+        if rule["block"] == true {
+            let status = rule["response"]["status"].as_u64().unwrap();
+            assert!((100..=599).contains(&status), "{i}");
+        }
+    }
+    // In order of precedence.
+    let rank = |r: &Value| match r["type"].as_str() {
+        Some("user") => 0,
+        Some("company") => 1,
+        _ => 2,
+    };
+    let mut ordered = kept_rules.clone();
+    ordered.sort_by_key(|(i, r)| (rank(r), *i));
+    let matches_all = |r: &Value| match &r["regex_config"] {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+
+    let (users, companies) = governance_cohorts(considered);
+    let cohorts = Cohorts {
+        user_rules: &users,
+        company_rules: &companies,
+    };
+    let mut routes: Vec<String> = ["/", "/api/v1/users/42?x=1", "", "/admin"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for rule in considered.iter().take(8) {
+        for entry in rule["regex_config"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(2)
+        {
+            for c in entry["conditions"].as_array().into_iter().flatten().take(2) {
+                if let Some(v) = c["value"].as_str() {
+                    routes.push(cut(v, 100).to_string());
+                }
+            }
+        }
+    }
+    let verbs = ["GET", "POST", ""];
+    let ips = [None, Some("10.0.0.1"), Some("::1")];
+    let people = [None, Some(""), Some("u1"), Some("u2"), Some("u3")];
+    let orgs = [None, Some("c1"), Some("c2")];
+    let mut rng = fastrand::Rng::with_seed(fnv1a(&String::from_utf8_lossy(bytes)));
+    let n_calls = (4000 / (1 + considered.len())).clamp(8, 40);
+    for n in 0..n_calls {
+        let (user, company) = (people[n % people.len()], orgs[(n / 5) % orgs.len()]);
+        let route = routes[rng.usize(..routes.len())].clone();
+        let call = Call {
+            verb: verbs[rng.usize(..verbs.len())],
+            route: &route,
+            ip: ips[rng.usize(..ips.len())],
+            user,
+            company,
+        };
+        let d = rules.decide(&call, &cohorts);
+        assert_eq!(d, rules.decide(&call, &cohorts), "deterministic");
+        let what = format!("{call:?}");
+        let applies_surely = |r: &Value| {
+            matches_all(r) && governance_reference_applies(considered, r, user, company)
+        };
+        let clean = |headers: &[(String, String)]| {
+            for (k, (name, value)) in headers.iter().enumerate() {
+                assert!(!name.is_empty());
+                assert!(
+                    name.bytes().all(|b| b.is_ascii_digit()
+                        || b.is_ascii_lowercase()
+                        || b"!#$%&'*+-.^_`|~".contains(&b)),
+                    "{name:?}"
+                );
+                assert!(!headers[..k].iter().any(|(n, _)| n == name), "{name} twice");
+                assert!(value.len() <= MAX_HEADER_VALUE);
+                assert!(
+                    !value.bytes().any(|b| b != b'\t' && (b < 0x20 || b == 0x7f)),
+                    "{value:?}"
+                );
+            }
+        };
+        match &d.block {
+            Some(b) => {
+                assert!(d.add_headers.is_empty(), "{what}");
+                let pos = ordered
+                    .iter()
+                    .position(|(_, r)| r["_id"] == b.rule_id.as_str())
+                    .unwrap_or_else(|| panic!("{} is no kept rule", b.rule_id));
+                let (_, rule) = ordered[pos];
+                assert_eq!(rule["block"], true);
+                assert_eq!(rule["response"]["status"], b.status);
+                assert!((100..=599).contains(&b.status));
+                let kind = rule["type"].as_str().unwrap();
+                if kind != "regex" {
+                    assert!(
+                        governance_reference_applies(considered, rule, user, company),
+                        "{} does not apply to {what}",
+                        b.rule_id
+                    );
+                }
+                for (_, earlier) in &ordered[..pos] {
+                    assert!(
+                        !(earlier["block"] == true && applies_surely(earlier)),
+                        "{} blocks {what}, but {} came first",
+                        b.rule_id,
+                        earlier["_id"]
+                    );
+                }
+                assert!(b.body.len() <= MAX_BODY);
+                clean(&b.headers);
+                let body = &rule["response"]["body"];
+                match body {
+                    Value::Null => assert!(b.body.is_empty()),
+                    Value::String(_) => assert!(std::str::from_utf8(&b.body).is_ok()),
+                    _ => {
+                        let parsed = serde_json::from_slice::<Value>(&b.body);
+                        assert!(parsed.is_ok(), "{}", String::from_utf8_lossy(&b.body));
+                        let own_type = rule["response"]["headers"].as_object().is_some_and(|h| {
+                            h.iter().any(|(k, v)| {
+                                k.eq_ignore_ascii_case("content-type") && !v.is_null()
+                            })
+                        });
+                        if !own_type {
+                            assert!(b
+                                .headers
+                                .contains(&("content-type".into(), JSON_CONTENT_TYPE.into())));
+                        }
+                    }
+                }
+            }
+            None => {
+                for (_, rule) in &ordered {
+                    assert!(
+                        !(rule["block"] == true && applies_surely(rule)),
+                        "{} should block {what}",
+                        rule["_id"]
+                    );
+                }
+                clean(&d.add_headers);
+                // Each added header comes from a non-blocking rule that may apply.
+                for (name, _) in &d.add_headers {
+                    assert!(
+                        ordered.iter().any(|(_, r)| r["block"] != true
+                            && (r["type"] == "regex"
+                                || governance_reference_applies(considered, r, user, company))
+                            && r["response"]["headers"]
+                                .as_object()
+                                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)))),
+                        "{name} from nowhere, {what}"
+                    );
+                }
+                // Every non-blocking rule that surely applies added its headers.
+                for (_, rule) in &ordered {
+                    if rule["block"] == true || !applies_surely(rule) {
+                        continue;
+                    }
+                    for (name, value) in rule["response"]["headers"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let name = name.to_ascii_lowercase();
+                        let framing = [
+                            "connection",
+                            "content-length",
+                            "keep-alive",
+                            "proxy-connection",
+                            "te",
+                            "trailer",
+                            "transfer-encoding",
+                            "upgrade",
+                        ];
+                        if value.is_null() || framing.contains(&name.as_str()) {
+                            continue;
+                        }
+                        assert!(
+                            d.add_headers.iter().any(|(n, _)| *n == name),
+                            "{name} of {} missing, {what}",
+                            rule["_id"]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fuzz_governance() {
+    fuzz("governance", GOVERNANCE_DICT, governance_target);
+}
+
+/// Documents the mutator seldom makes whole: random well-formed rule lists (every type, both
+/// `applied_to`, unidentified or not, blocking or not, regex_config absent, empty or on the
+/// route or verb, headers and bodies of every JSON type with placeholders, now and then a
+/// malformed rule or a duplicate `_id`) through the same checks. Most must parse, and between
+/// them they must block calls and add headers.
+#[test]
+fn governance_of_generated_rules() {
+    use moesif_core::governance::{Call, Cohorts, Rules};
+    use serde_json::{json, Value};
+    let mut rng = fastrand::Rng::with_seed(seed() ^ fnv1a("governance_generated"));
+    let (mut kept, mut total, mut blocks, mut added) = (0, 0, 0, 0);
+    for _ in 0..300 {
+        let n = rng.usize(0..24);
+        let rules: Vec<Value> = (0..n)
+            .map(|i| {
+                let id = if rng.u8(..20) == 0 {
+                    "dup".to_string()
+                } else {
+                    format!("r{i}")
+                };
+                let mut rule = json!({
+                    "_id": id,
+                    "type": (["user", "company", "regex"][rng.usize(..3)]),
+                    "block": rng.bool(),
+                    "applied_to": (["matching", "not_matching"][rng.usize(..2)]),
+                    "applied_to_unidentified": rng.bool(),
+                    "variables": [{"name": "0", "path": "user_id"}],
+                });
+                match rng.u8(..4) {
+                    0 => {}
+                    1 => rule["regex_config"] = json!([]),
+                    2 => {
+                        rule["regex_config"] = json!([{"conditions":
+                            [{"path": "request.route", "value": (["^/a", "^/$", "b", "x*"][rng.usize(..4)])}]}])
+                    }
+                    _ => {
+                        rule["regex_config"] = json!([
+                            {"conditions": [{"path": "request.verb", "value": "^POST$"}]},
+                            {"conditions": [{"path": "request.body.query", "value": "x"}]}])
+                    }
+                }
+                let body = match rng.u8(..6) {
+                    0 => Value::Null,
+                    1 => json!("text {{0}} {{plan}}"),
+                    2 => json!({"e": "{{0}}", "p": ["{{plan}}", 1, null], "{{0}}": {"x": "\"{{0}}\""}}),
+                    3 => json!([1, 2.5, true]),
+                    4 => json!(7),
+                    _ => json!("{{{0}}}"),
+                };
+                let mut headers = json!({"X-Rule": id, "X-V": "{{0}}/{{plan}}", "X-Shared": format!("r{i}")});
+                if rng.bool() {
+                    headers["Content-Type"] = json!("application/vnd.api+json");
+                }
+                rule["response"] = json!({"status": ([200, 403, 429, 503][rng.usize(..4)]),
+                    "headers": headers, "body": body});
+                if rng.u8(..12) == 0 {
+                    // Malformed, one way or another.
+                    match rng.u8(..4) {
+                        0 => rule["type"] = json!("api"),
+                        1 => rule["response"]["status"] = json!(700),
+                        2 => rule["applied_to"] = json!(1),
+                        _ => rule["response"]["headers"]["bad name"] = json!("x"),
+                    }
+                }
+                rule
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&rules).unwrap();
+        governance_target(&bytes);
+
+        let parsed = Rules::parse(&bytes).unwrap();
+        total += n;
+        kept += parsed.len();
+        let (users, companies) = governance_cohorts(&rules);
+        let cohorts = Cohorts {
+            user_rules: &users,
+            company_rules: &companies,
+        };
+        for (user, company) in [
+            (Some("u1"), Some("c1")),
+            (None, None),
+            (Some("u2"), Some("c2")),
+        ] {
+            let d = parsed.decide(
+                &Call {
+                    verb: "GET",
+                    route: "/a",
+                    ip: None,
+                    user,
+                    company,
+                },
+                &cohorts,
+            );
+            blocks += usize::from(d.block.is_some());
+            added += usize::from(!d.add_headers.is_empty());
+        }
+    }
+    assert!(kept * 10 > total * 8, "{kept} of {total} kept");
+    assert!(
+        blocks > 100 && added > 100,
+        "{blocks} blocks, {added} with headers"
     );
 }

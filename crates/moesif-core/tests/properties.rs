@@ -76,6 +76,7 @@ fn record() -> impl Strategy<Value = Record> {
                 cluster_name: String::new(),
                 outbound: user.is_some(),
                 weight: 1,
+                blocked_by: None,
             },
         )
 }

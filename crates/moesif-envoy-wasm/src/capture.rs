@@ -6,6 +6,7 @@ use crate::shared::Shared;
 use moesif_core::app_config::{self, AppConfig, Rate};
 use moesif_core::body::BodyCapture;
 use moesif_core::config::DirectionSetting;
+use moesif_core::governance::{Call, Cohorts};
 use moesif_core::headers::{client_ip, take_request_line, take_status};
 use moesif_core::identity::identify;
 use moesif_core::record::{Record, Response};
@@ -24,6 +25,8 @@ pub struct Capture {
     /// The sample rate depends on the response status: decided in on_log with the config and
     /// the facts it needs.
     sample_at_log: Option<(Rc<AppConfig>, SampleFacts)>,
+    /// Response headers that matching non-blocking governance rules add.
+    add_headers: Vec<(String, String)>,
     record: Record,
     /// `None`: bodies of this direction are not captured (no body host call at all).
     request_body: Option<BodyCapture>,
@@ -42,6 +45,7 @@ impl Capture {
             shared,
             skipped: false,
             sample_at_log: None,
+            add_headers: Vec::new(),
             record: Record::default(),
             request_body,
             response_headers: None,
@@ -71,9 +75,47 @@ pub struct SampleFacts {
 }
 
 impl Capture {
-    /// Moesif's sampling, at request headers: a call left out copies no body and makes no
-    /// record. Only runs once Moesif's app config has arrived.
-    fn sample(&mut self, app: Rc<AppConfig>) {
+    /// Moesif's remote controls, at request headers: governance (when on), then sampling. They
+    /// only run once Moesif's app config or rules have arrived; until then there is no work.
+    fn steer(&mut self) -> Action {
+        let app = self.shared.app_config();
+        let rules = self.shared.rules().filter(|r| !r.is_empty());
+        if app.is_none() && rules.is_none() {
+            return Action::Continue;
+        }
+        let facts = self.facts();
+        if let Some(rules) = rules {
+            let empty = serde_json::Map::new();
+            let cohorts = Cohorts {
+                user_rules: app.as_ref().map_or(&empty, |a| &a.user_rules),
+                company_rules: app.as_ref().map_or(&empty, |a| &a.company_rules),
+            };
+            let rec = &self.record;
+            let call = Call {
+                verb: &rec.method,
+                route: route(&rec.path),
+                ip: facts.ip.as_deref(),
+                user: facts.user.as_deref(),
+                company: facts.company.as_deref(),
+            };
+            let decision = rules.decide(&call, &cohorts);
+            if let Some(block) = decision.block {
+                // Answered from Envoy: the upstream never sees the call. Its event is always
+                // kept (not sampled), carrying the rule.
+                host::send_local_response(block.status, &block.headers, &block.body);
+                self.record.blocked_by = Some(block.rule_id);
+                return Action::Pause;
+            }
+            self.add_headers = decision.add_headers;
+        }
+        if let Some(app) = app {
+            self.sample(app, facts);
+        }
+        Action::Continue
+    }
+
+    /// Who made the call and from where, for sampling and governance.
+    fn facts(&self) -> SampleFacts {
         let rec = &self.record;
         let who = identify(&rec.request_headers, &self.shared.policy.identity);
         // The peer's address (a host call) only when no forwarding header names the client.
@@ -81,15 +123,19 @@ impl Capture {
             let peer = host::string_property(&["source", "address"])?;
             client_ip(&[], &peer)
         });
-        let facts = SampleFacts {
+        SampleFacts {
             ip,
             user: who.user_id,
             company: who.company_id,
-        };
-        let route = rec.path.split('?').next().unwrap_or_default();
+        }
+    }
+
+    /// Moesif's sampling: a call left out copies no body and makes no record.
+    fn sample(&mut self, app: Rc<AppConfig>, facts: SampleFacts) {
+        let rec = &self.record;
         let rate = app.sample_rate_at_request(
             &rec.method,
-            route,
+            route(&rec.path),
             facts.ip.as_deref(),
             facts.user.as_deref(),
             facts.company.as_deref(),
@@ -111,6 +157,11 @@ impl Capture {
             self.shared.count_sampled_out();
         }
     }
+}
+
+/// The path without its query string.
+fn route(path: &str) -> &str {
+    path.split('?').next().unwrap_or_default()
 }
 
 /// Offers a body chunk of `size` bytes to `capture`, fetching it from the host only if wanted.
@@ -158,10 +209,7 @@ impl HttpContext for Capture {
         self.record.path = line.path;
         self.record.request_headers = headers;
         self.record.weight = 1;
-        if let Some(app) = self.shared.app_config() {
-            self.sample(app);
-        }
-        Action::Continue
+        self.steer()
     }
 
     fn on_http_request_body(&mut self, size: usize, _: bool) -> Action {
@@ -170,6 +218,10 @@ impl HttpContext for Capture {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        // Headers a matching non-blocking governance rule adds, sampled or not.
+        for (name, value) in std::mem::take(&mut self.add_headers) {
+            host::add_header(Map::Response, &name, &value);
+        }
         if self.skipped {
             return Action::Continue;
         }
@@ -204,10 +256,9 @@ impl HttpContext for Capture {
         if let Some((app, facts)) = self.sample_at_log.take() {
             let rec = &self.record;
             let status = self.status.unwrap_or(0);
-            let route = rec.path.split('?').next().unwrap_or_default();
             let rate = app.sample_rate_at_log(
                 &rec.method,
-                route,
+                route(&rec.path),
                 facts.ip.as_deref(),
                 status,
                 facts.user.as_deref(),

@@ -5,7 +5,9 @@
 use crate::host::{self, Buffer, Map};
 use crate::metrics::Metrics;
 use crate::remote::Fetcher;
+use moesif_core::app_config::AppConfig;
 use moesif_core::config::Config;
+use moesif_core::governance::Rules;
 use moesif_core::ratelimit::LogGate;
 use moesif_core::retry::parse_retry_after;
 use moesif_core::shipper::{Outcome, Outgoing, Shipper};
@@ -25,14 +27,17 @@ pub struct Delivery {
     drop_log: LogGate,
     /// Counters as of the last drop log line, to report what happened since.
     logged: Counts,
-    /// Moesif's app config, fetched by whoever ships.
-    fetcher: Fetcher,
+    /// Moesif's app config and governance rules, fetched by whoever ships.
+    app_config: Fetcher<AppConfig>,
+    rules: Fetcher<Rules>,
 }
 
 impl Delivery {
     pub fn new(config: Config) -> Self {
         let shipper = Shipper::new(&config, host::seed());
-        let fetcher = Fetcher::new(&config, host::now_ms());
+        let now = host::now_ms();
+        let app_config = Fetcher::new(&config, now);
+        let rules = Fetcher::new(&config, now);
         Delivery {
             config,
             shipper,
@@ -40,13 +45,15 @@ impl Delivery {
             failure_log: LogGate::new(LOG_INTERVAL_MS),
             drop_log: LogGate::new(LOG_INTERVAL_MS),
             logged: Counts::default(),
-            fetcher,
+            app_config,
+            rules,
         }
     }
 
-    /// Fetches Moesif's app config if due (only roots that ship call this).
+    /// Fetches Moesif's app config and rules if due (only roots that ship call this).
     pub fn fetch_due(&mut self, now_ms: u64) {
-        self.fetcher.poll(&self.config, now_ms);
+        self.app_config.poll(&self.config, now_ms);
+        self.rules.poll(&self.config, now_ms);
     }
 
     pub fn shipper(&mut self) -> &mut Shipper {
@@ -108,12 +115,13 @@ impl Delivery {
 
     /// Handles the collector's answer to the call `token`.
     pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) {
-        if self.fetcher.on_response(token, body_size, now_ms) {
+        if self.app_config.on_response(token, body_size, now_ms)
+            || self.rules.on_response(token, body_size, now_ms)
+        {
             return;
         }
-        if let Some(tag) = host::header(Map::CallResponse, "x-moesif-config-etag") {
-            self.fetcher.saw_tag(&tag);
-        }
+        self.app_config.saw_answer();
+        self.rules.saw_answer();
         // Bytes from outside (the collector, or whatever answers in its place): read lossily.
         let header = |name| host::header(Map::CallResponse, name);
         let status = header(":status").and_then(|s| s.trim().parse::<u16>().ok());

@@ -112,6 +112,23 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_done() -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        details_data: *const u8,
+        details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
 }
 
 fn status(code: u32) -> Result<(), Status> {
@@ -296,6 +313,43 @@ pub fn define_metric(kind: MetricKind, name: &str) -> Option<u32> {
 pub fn increment_metric(id: u32, delta: i64) {
     // SAFETY: plain integer arguments.
     unsafe { proxy_increment_metric(id, delta) };
+}
+
+/// Answers the current request from Envoy (governance): the upstream never sees it.
+pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8]) {
+    let pairs: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    let map = pairs::encode(&pairs);
+    let details = "moesif_governance";
+    // SAFETY: pointers and lengths of live slices.
+    unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        )
+    };
+}
+
+/// Adds a header to a map of the current request or response.
+pub fn add_header(kind: Map, name: &str, value: &str) {
+    // SAFETY: pointers and lengths of live strs.
+    unsafe {
+        proxy_add_header_map_value(
+            kind as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
 }
 
 /// Tells Envoy a root context that asked to stay alive (`on_done` returned false) is finished.

@@ -9,6 +9,7 @@ use crate::remote::Published;
 use moesif_core::app_config::AppConfig;
 use moesif_core::config::Config;
 use moesif_core::forward::{Block, FORMAT};
+use moesif_core::governance::Rules;
 use moesif_core::liveness::{self, Health};
 use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::Record;
@@ -34,7 +35,9 @@ pub struct Shared {
     /// This config's policy: identity rules for sampling decisions by user and company.
     pub policy: Compiled,
     /// Moesif's app config as last published (sample rates); `None` until one arrives.
-    app: RefCell<Published>,
+    app: RefCell<Published<AppConfig>>,
+    /// Governance rules as last published; only read when `enable_governance` is on.
+    rules: RefCell<Published<Rules>>,
     /// Calls left out by sampling since the last tick.
     sampled_out: Cell<u64>,
     /// Dice for sampling.
@@ -57,6 +60,7 @@ impl Shared {
             skipped: Cell::new(0),
             policy: Compiled::new(Policy::from_config(&config)),
             app: RefCell::new(Published::new(&config.queue_name)),
+            rules: RefCell::new(Published::new(&config.queue_name)),
             sampled_out: Cell::new(0),
             rng: RefCell::new(fastrand::Rng::with_seed(host::seed())),
             delivery: RefCell::new(Delivery::new(config.clone())),
@@ -118,6 +122,14 @@ impl Shared {
     /// Moesif's app config, once one was published.
     pub fn app_config(&self) -> Option<std::rc::Rc<AppConfig>> {
         self.app.try_borrow().ok().and_then(|a| a.current())
+    }
+
+    /// The governance rules in force, when governance is on and some were published.
+    pub fn rules(&self) -> Option<std::rc::Rc<Rules>> {
+        if !self.config.enable_governance {
+            return None;
+        }
+        self.rules.try_borrow().ok().and_then(|r| r.current())
     }
 
     /// A roll of the dice in 0..100 for a sampling decision.
@@ -193,6 +205,11 @@ impl Shared {
         });
         if let Ok(mut app) = self.app.try_borrow_mut() {
             app.refresh();
+        }
+        if self.config.enable_governance {
+            if let Ok(mut rules) = self.rules.try_borrow_mut() {
+                rules.refresh();
+            }
         }
         unsent
     }

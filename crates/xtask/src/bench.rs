@@ -126,6 +126,9 @@ struct Config {
     ours: bool,
     /// Whether it ships events (the delivery and wire columns apply).
     captures: bool,
+    /// The app config and governance rules the collector serves during its runs (Moesif's
+    /// defaults when `None`: sample everything, no rules).
+    remote: Option<(Value, Value)>,
 }
 
 fn configs(args: &Args) -> Vec<Config> {
@@ -135,18 +138,21 @@ fn configs(args: &Args) -> Vec<Config> {
             opts: Options::new(Mode::Baseline),
             ours: false,
             captures: false,
+            remote: None,
         },
         Config {
             name: "(b) this plugin, singleton".into(),
             opts: Options::new(Mode::Singleton),
             ours: true,
             captures: true,
+            remote: None,
         },
         Config {
             name: "(c) this plugin, fallback".into(),
             opts: Options::new(Mode::Fallback),
             ours: true,
             captures: true,
+            remote: None,
         },
     ];
     if let Some((wasm, config, root_id)) = &args.compare {
@@ -160,6 +166,7 @@ fn configs(args: &Args) -> Vec<Config> {
                 .filter_plugin(wasm.clone(), root_id),
             ours: false,
             captures: true,
+            remote: None,
         });
     }
     v.push(Config {
@@ -167,6 +174,21 @@ fn configs(args: &Args) -> Vec<Config> {
         opts: Options::new(Mode::Singleton).filter(FEATURES_CONFIG),
         ours: true,
         captures: true,
+        remote: None,
+    });
+    v.push(Config {
+        name: "(g) this plugin, singleton, Moesif sample_rate 10".into(),
+        opts: Options::new(Mode::Singleton),
+        ours: true,
+        captures: true,
+        remote: Some((json!({"sample_rate": 10}), json!([]))),
+    });
+    v.push(Config {
+        name: "(h) this plugin, singleton, governance on, 100 rules".into(),
+        opts: Options::new(Mode::Singleton).filter(GOVERNANCE_CONFIG),
+        ours: true,
+        captures: true,
+        remote: Some(governance_documents()),
     });
     v.push(Config {
         name: "(e) empty wasm filter (floor)".into(),
@@ -175,8 +197,45 @@ fn configs(args: &Args) -> Vec<Config> {
             .filter_plugin(e2e::empty_filter_wasm_path(), ""),
         ours: false,
         captures: false,
+        remote: None,
     });
     v
+}
+
+/// (h): governance on, identity from a header.
+const GOVERNANCE_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id",
+    "user_id_header": "X-User-Id", "enable_governance": true}"#;
+
+/// 100 rules that the bench's calls must all be checked against without matching: 60 regex
+/// rules on other routes, 20 user and 20 company rules for cohorts the calls are not in.
+fn governance_documents() -> (Value, Value) {
+    let mut rules = Vec::new();
+    for i in 0..60 {
+        rules.push(json!({"_id": format!("regex-{i}"), "type": "regex", "block": i % 2 == 0,
+            "regex_config": [{"conditions": [{"path": "request.route", "value": format!("^/never/{i}")}]}],
+            "response": {"status": 429, "headers": {"x-rule": format!("{i}")}, "body": {"rule": i}}}));
+    }
+    for kind in ["user", "company"] {
+        for i in 0..20 {
+            rules.push(
+                json!({"_id": format!("{kind}-{i}"), "type": kind, "block": true,
+                "applied_to": "matching",
+                "response": {"status": 402, "headers": {}, "body": {"plan": "{{plan}}"}}}),
+            );
+        }
+    }
+    let cohort = |kind: &str| {
+        (0..20)
+            .map(|i| {
+                (
+                    format!("{kind}-member-{i}"),
+                    json!([{"rules": format!("{kind}-{i}"), "values": {"plan": "free"}}]),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>()
+    };
+    let config = json!({"sample_rate": 100, "user_rules": cohort("user"), "company_rules": cohort("company")});
+    (config, Value::Array(rules))
 }
 
 /// The measurements of one (config, workload, round).
@@ -279,6 +338,12 @@ fn measure(
     collector: &Collector,
 ) -> Run {
     collector.clear_events();
+    let (app_config, rules) = c
+        .remote
+        .clone()
+        .unwrap_or_else(|| (json!({"sample_rate": 100}), json!([])));
+    collector.set_app_config(&app_config);
+    collector.set_rules(&rules);
     let envoy = envoy::start(dir, &envoy::render_with(&c.opts, upstream, collector.port));
     let cpu_before = cpu_seconds(envoy.proc.pid());
     let collector_cpu_before = cpu_seconds(collector.proc.pid());
