@@ -1,24 +1,46 @@
 //! `cargo xtask demo`: Envoy with the plugin, the sample upstream and the local collector; a
-//! handful of varied calls; the captured events, printed readably.
+//! handful of varied calls; the captured events, printed readably. The collector plays
+//! Moesif's dashboard too: it samples `/health` at 0% and a governance rule blocks the user
+//! `mallory`.
 
 use e2e::client::{Call, Client};
-use e2e::envoy::{self, Mode, DEFAULT_FILTER_CONFIG};
+use e2e::envoy::{self, Mode};
 use e2e::process::wait_for;
 use e2e::services::{start_collector, start_upstream};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
+
+/// The tests' filter config, with governance on.
+const DEMO_FILTER_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id", "user_id_header": "X-User-Id", "company_id_header": "X-Company-Id", "batch_max_wait": 1000, "enable_governance": true}"#;
+
+/// A JWT whose payload is `{"sub":"carol","iat":1700000000}` (identity, not authentication).
+const DEMO_JWT: &str =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjYXJvbCIsImlhdCI6MTcwMDAwMDAwMH0.c2lnbmF0dXJl";
 
 pub fn run() {
     let dir = e2e::scratch("demo");
     let upstream = start_upstream(&dir);
     let collector = start_collector(&dir);
+    collector.set_app_config(&json!({
+        "sample_rate": 100,
+        "regex_config": [{"conditions": [{"path": "request.route", "value": "^/health"}], "sample_rate": 0}],
+        "user_rules": {"mallory": [{"rules": "demo-unpaid", "values": {"plan": "expired"}}]}
+    }));
+    collector.set_rules(
+        &json!([{"_id": "demo-unpaid", "name": "unpaid", "type": "user",
+        "block": true, "applied_to": "matching",
+        "response": {"status": 402, "headers": {"x-moesif-demo": "blocked"},
+                     "body": {"error": "your {{plan}} plan does not cover this call"}}}]),
+    );
     let config = envoy::render(
         Mode::Singleton,
-        DEFAULT_FILTER_CONFIG,
+        DEMO_FILTER_CONFIG,
         upstream.port,
         collector.port,
     );
     let envoy = envoy::start(&dir, &config);
+    // The shipper fetches the sample rates and rules at start; the filters read them on a tick.
+    std::thread::sleep(Duration::from_secs(1));
     println!(
         "Envoy  http://127.0.0.1:{}  (admin {})",
         envoy.port, envoy.admin
@@ -26,6 +48,7 @@ pub fn run() {
     println!("files  {}\n", dir.display());
 
     let client = Client::new();
+    let bearer = format!("Bearer {DEMO_JWT}");
     let binary: Vec<u8> = (0..=255).collect();
     let calls: Vec<Call> = vec![
         (
@@ -56,8 +79,11 @@ pub fn run() {
             vec![("x-forwarded-for", "203.0.113.50")],
             None,
         ),
+        ("GET", "/items", vec![("authorization", &bearer)], None),
+        ("GET", "/items", vec![("x-user-id", "mallory")], None),
     ];
-    for (method, path, headers, body) in &calls {
+    let sampled_out: Vec<Call> = vec![("GET", "/health", vec![], None); 3];
+    for (method, path, headers, body) in calls.iter().chain(&sampled_out) {
         let r = client.send(method, &envoy.url(path), headers, *body);
         println!(
             "-> {method} {path}  <- {} ({} bytes)",
@@ -65,6 +91,7 @@ pub fn run() {
             r.body.len()
         );
     }
+    println!("\n(/health is sampled at 0%: its 3 calls make no event; mallory is blocked by rule demo-unpaid)");
     println!("\nwaiting for the plugin to ship the batch (batch_max_wait 1 s)...\n");
     wait_for("demo events", Duration::from_secs(20), || {
         (collector.event_count() >= calls.len() as u64).then_some(())
@@ -110,6 +137,19 @@ fn print_event(e: &Value) {
         res["transfer_encoding"],
         short(&res["body"])
     );
+    if let Some(rule) = e.get("blocked_by") {
+        println!("   blocked_by {rule} (answered by Envoy; the upstream never saw it)");
+    }
+    let masked: Vec<&str> = req["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| *v == "*****")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !masked.is_empty() {
+        println!("   masked headers {masked:?}");
+    }
     println!("   metadata {}\n", e["metadata"]);
 }
 
