@@ -196,4 +196,6 @@ fn rules_endpoint_down_at_start_blocks_nothing() {
         1,
         "logged once: {log}"
     );
+    let fetches = stack.collector.stats()["rules_fetches"].as_u64().unwrap();
+    assert!((2..=6).contains(&fetches), "retried with backoff, no storm: {fetches}");
 }
