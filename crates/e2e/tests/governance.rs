@@ -197,5 +197,8 @@ fn rules_endpoint_down_at_start_blocks_nothing() {
         "logged once: {log}"
     );
     let fetches = stack.collector.stats()["rules_fetches"].as_u64().unwrap();
-    assert!((2..=6).contains(&fetches), "retried with backoff, no storm: {fetches}");
+    assert!(
+        (2..=6).contains(&fetches),
+        "retried with backoff, no storm: {fetches}"
+    );
 }
