@@ -291,6 +291,12 @@ fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) {
     assert_eq!(stats["moesif_events_sent"], n, "{stats:?}");
     assert_eq!(stats["moesif_events_captured"], n, "{stats:?}");
     let enqueued = if mode == Mode::Singleton { n } else { 0 };
+    // Fallback active: every filter root (one per worker, one on the main thread) ships itself.
+    let local = stats["moesif_workers_shipping_locally"];
+    match mode {
+        Mode::Singleton => assert_eq!(local, 0, "{stats:?}"),
+        _ => assert!(local >= 2, "{stats:?}"),
+    }
     assert_eq!(stats["moesif_events_enqueued"], enqueued, "{stats:?}");
     assert_eq!(stats["moesif_events_dequeued"], enqueued, "{stats:?}");
     for drop in [

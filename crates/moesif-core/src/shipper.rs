@@ -55,6 +55,8 @@ pub struct Shipper {
     counts: Counts,
     /// The policy of this root's own config, for what it captures and ships itself.
     own_policy: Rc<Compiled>,
+    /// Filter side: this worker ships its own events (published as a gauge).
+    shipping_locally: bool,
     /// The policy of the last queue block read, by its encoded bytes: consecutive blocks from
     /// one filter config carry the same bytes, so it is decoded once.
     block_policy: Option<(Vec<u8>, Rc<Compiled>)>,
@@ -84,6 +86,7 @@ impl Shipper {
             ids: IdGen::new(seed),
             counts: Counts::default(),
             own_policy: Rc::new(Compiled::new(policy)),
+            shipping_locally: false,
             block_policy: None,
         }
     }
@@ -196,6 +199,11 @@ impl Shipper {
     pub fn lost_internal(&mut self, n: u64) {
         self.counts.add(Counter::EventsCaptured, n);
         self.counts.add(Counter::EventsDroppedInternal, n);
+    }
+
+    /// Filter side: whether this worker currently ships its own events.
+    pub fn set_shipping_locally(&mut self, local: bool) {
+        self.shipping_locally = local;
     }
 
     /// Filter side: `n` calls matched a `skip` rule (not captured).
@@ -367,6 +375,10 @@ impl Shipper {
         g.set(Gauge::BufferBytes, self.buffer_bytes() as u64);
         g.set(Gauge::BatchesInFlight, self.in_flight.len() as u64);
         g.set(Gauge::EventsInFlight, in_flight as u64);
+        g.set(
+            Gauge::WorkersShippingLocally,
+            u64::from(self.shipping_locally),
+        );
         g
     }
 

@@ -149,14 +149,18 @@ pub enum Gauge {
     BatchesInFlight,
     /// Events in those batches.
     EventsInFlight,
+    /// Worker filter roots shipping their own events (no singleton, it is dead, or it does not
+    /// read their format): above 0 means the fallback is active.
+    WorkersShippingLocally,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 4] = [
+    pub const ALL: [Gauge; 5] = [
         Gauge::EventsBuffered,
         Gauge::BufferBytes,
         Gauge::BatchesInFlight,
         Gauge::EventsInFlight,
+        Gauge::WorkersShippingLocally,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +169,7 @@ impl Gauge {
             Gauge::BufferBytes => "moesif_buffer_bytes",
             Gauge::BatchesInFlight => "moesif_batches_in_flight",
             Gauge::EventsInFlight => "moesif_events_in_flight",
+            Gauge::WorkersShippingLocally => "moesif_workers_shipping_locally",
         }
     }
 }

@@ -196,6 +196,8 @@ impl Shared {
         let ships_itself = matches!(self.route.get(), Route::Local(_));
         self.with_delivery(|d| {
             self.flush_block(d);
+            d.shipper()
+                .set_shipping_locally(ships_itself && !self.is_closing());
             if ships_itself {
                 d.fetch_due(now);
             }
@@ -221,6 +223,7 @@ impl Shared {
         let mut unsent = 0;
         self.with_delivery(|d| {
             self.flush_block(d);
+            d.shipper().set_shipping_locally(false);
             d.shipper().close_batch();
             d.sync_metrics(host::now_ms());
             unsent = d.unsent();
