@@ -462,20 +462,24 @@ fn opt_str<'a>(
     }
 }
 
-fn wrong_type(key: &str, expected: &str, got: &Value) -> String {
-    let got = match got {
+/// What kind of JSON value `value` is, for messages (also the governance rules').
+pub(crate) fn type_name(value: &Value) -> &'static str {
+    match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    };
-    format!("{key}: expected {expected}, got {got}")
+    }
+}
+
+pub(crate) fn wrong_type(key: &str, expected: &str, got: &Value) -> String {
+    format!("{key}: expected {expected}, got {}", type_name(got))
 }
 
 /// At most 64 characters of a served string, for messages.
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     let mut out: String = s.chars().take(64).collect();
     if out.len() < s.len() {
         out.push_str("...");

@@ -92,7 +92,7 @@
 //!   headers a rule; framing and hop-by-hop headers (`content-length`, `transfer-encoding`,
 //!   `connection`, ...), which only the proxy may set, are left out (noted).
 
-use crate::app_config::{Conditions, Match};
+use crate::app_config::{short, type_name, wrong_type, Conditions, Match};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -115,7 +115,7 @@ pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const MAX_NAME: usize = 128;
 
 /// Headers a rule may not set: the proxy frames the response.
-const FORBIDDEN_HEADERS: &[&str] = &[
+pub const FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "keep-alive",
@@ -705,30 +705,6 @@ fn boolean(object: &Map<String, Value>, name: &str) -> Result<bool, String> {
         Value::Bool(b) => Ok(*b),
         other => Err(wrong_type(name, "a boolean", other)),
     }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn wrong_type(key: &str, expected: &str, got: &Value) -> String {
-    format!("{key}: expected {expected}, got {}", type_name(got))
-}
-
-/// At most 64 characters of a served string, for messages.
-fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(64).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3313,7 +3313,8 @@ fn governance_reference_applies(
 /// non-blocking rules, each name once, and every such rule's headers are there.
 fn governance_target(bytes: &[u8]) {
     use moesif_core::governance::{
-        Call, Cohorts, Rules, JSON_CONTENT_TYPE, MAX_BODY, MAX_HEADER_VALUE, MAX_RULES,
+        Call, Cohorts, Rules, FORBIDDEN_HEADERS, JSON_CONTENT_TYPE, MAX_BODY, MAX_HEADER_VALUE,
+        MAX_RULES,
     };
     use serde_json::Value;
     let parsed = Rules::parse(bytes);
@@ -3532,17 +3533,7 @@ fn governance_target(bytes: &[u8]) {
                         .flatten()
                     {
                         let name = name.to_ascii_lowercase();
-                        let framing = [
-                            "connection",
-                            "content-length",
-                            "keep-alive",
-                            "proxy-connection",
-                            "te",
-                            "trailer",
-                            "transfer-encoding",
-                            "upgrade",
-                        ];
-                        if value.is_null() || framing.contains(&name.as_str()) {
+                        if value.is_null() || FORBIDDEN_HEADERS.contains(&name.as_str()) {
                             continue;
                         }
                         assert!(
