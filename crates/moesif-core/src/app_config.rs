@@ -310,6 +310,16 @@ impl AppConfig {
         Ok(config)
     }
 
+    /// Whether every call is kept, at weight 1, whatever it is: then no decision is needed and
+    /// no fact about the call need be gathered. Moesif serves this to apps that do not sample.
+    pub fn keeps_everything(&self) -> bool {
+        let full = |rate: &u8| *rate >= 100;
+        full(&self.sample_rate)
+            && self.user_sample_rate.values().all(full)
+            && self.company_sample_rate.values().all(full)
+            && self.regex_config.iter().all(|r| full(&r.sample_rate))
+    }
+
     /// The `regex_config` entries that can match, in order.
     pub fn regex_rules(&self) -> &[RegexRule] {
         &self.regex_config
@@ -493,6 +503,17 @@ mod tests {
 
     fn cfg(json: &str) -> AppConfig {
         AppConfig::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn keeps_everything_only_when_every_possible_rate_is_100() {
+        assert!(AppConfig::default().keeps_everything());
+        assert!(cfg(r#"{"sample_rate":100,"user_rules":{"u":[]}}"#).keeps_everything());
+        assert!(!cfg(r#"{"sample_rate":50}"#).keeps_everything());
+        assert!(!cfg(r#"{"user_sample_rate":{"u":10}}"#).keeps_everything());
+        assert!(!cfg(r#"{"company_sample_rate":{"c":0}}"#).keeps_everything());
+        let regex = r#"{"regex_config":[{"conditions":[{"path":"request.route","value":"^/h"}],"sample_rate":0}]}"#;
+        assert!(!cfg(regex).keeps_everything());
     }
 
     fn err(json: &str) -> String {

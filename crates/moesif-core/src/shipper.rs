@@ -194,26 +194,15 @@ impl Shipper {
         self.accept(&rec.view(), &policy, now_ms);
     }
 
-    /// Filter side: `n` calls seen but lost before they could be recorded (their state was in
-    /// use); captured and dropped, so the invariant still holds.
-    pub fn lost_internal(&mut self, n: u64) {
-        self.counts.add(Counter::EventsCaptured, n);
-        self.counts.add(Counter::EventsDroppedInternal, n);
-    }
-
     /// Filter side: whether this worker currently ships its own events.
     pub fn set_shipping_locally(&mut self, local: bool) {
         self.shipping_locally = local;
     }
 
-    /// Filter side: `n` calls matched a `skip` rule (not captured).
-    pub fn skipped(&mut self, n: u64) {
-        self.counts.add(Counter::CallsSkipped, n);
-    }
-
-    /// Filter side: sampling left `n` calls out (not captured).
-    pub fn sampled_out(&mut self, n: u64) {
-        self.counts.add(Counter::CallsSampledOut, n);
+    /// Filter side: counts gathered where the shipper was not at hand (calls skipped or sampled
+    /// out at request headers, or lost because the filter's state was in use).
+    pub fn count(&mut self, counts: &Counts) {
+        self.counts.merge(counts);
     }
 
     fn accept(&mut self, rec: &RecordRef<'_>, policy: &Compiled, now_ms: u64) {
@@ -620,7 +609,10 @@ mod tests {
         s.queue_full(&no_room, 0);
         s.capture_locally(&rec, Local::NoQueue, 0);
         s.capture_locally(&rec, Local::FormatUnsupported, 0);
-        s.lost_internal(1);
+        let mut lost = Counts::default();
+        lost.add(Counter::EventsCaptured, 1);
+        lost.add(Counter::EventsDroppedInternal, 1);
+        s.count(&lost);
         let c = *s.counts();
         assert_eq!(c.get(Counter::EventsCaptured), 9);
         assert_eq!(c.get(Counter::EventsFormatUnsupported), 1);

@@ -189,6 +189,13 @@ impl Counts {
         self.0.get(c as usize).copied().unwrap_or(0)
     }
 
+    /// Adds every counter of `other`.
+    pub fn merge(&mut self, other: &Counts) {
+        for c in Counter::ALL {
+            self.add(c, other.get(c));
+        }
+    }
+
     /// Counters that grew since `earlier`, with their increase.
     pub fn since(&self, earlier: &Counts) -> impl Iterator<Item = (Counter, u64)> + '_ {
         let earlier = *earlier;

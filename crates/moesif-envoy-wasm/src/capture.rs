@@ -10,6 +10,7 @@ use moesif_core::governance::{Call, Cohorts};
 use moesif_core::headers::{client_ip, take_request_line, take_status};
 use moesif_core::identity::identify;
 use moesif_core::record::{Record, Response};
+use moesif_core::stats::Counter;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
@@ -20,7 +21,7 @@ const MAX_TRAILER_BYTES: usize = 8 * 1024;
 
 pub struct Capture {
     shared: Rc<Shared>,
-    /// A `skip` rule matched, or sampling left the call out: nothing more is read or recorded.
+    /// Left out (a `skip` rule matched, or sampling): nothing more is read or recorded.
     skipped: bool,
     /// The sample rate depends on the response status: decided in on_log with the config and
     /// the facts it needs.
@@ -80,7 +81,9 @@ impl Capture {
     fn steer(&mut self) -> Action {
         let app = self.shared.app_config();
         let rules = self.shared.rules().filter(|r| !r.is_empty());
-        if app.is_none() && rules.is_none() {
+        // What Moesif serves to apps that do not sample: nothing to decide on the hot path.
+        let sampling = app.as_ref().filter(|a| !a.keeps_everything()).cloned();
+        if sampling.is_none() && rules.is_none() {
             return Action::Continue;
         }
         let facts = self.facts();
@@ -108,7 +111,7 @@ impl Capture {
             }
             self.add_headers = decision.add_headers;
         }
-        if let Some(app) = app {
+        if let Some(app) = sampling {
             self.sample(app, facts);
         }
         Action::Continue
@@ -150,12 +153,17 @@ impl Capture {
         if app_config::keep(rate, self.shared.roll()) {
             self.record.weight = app_config::weight(rate);
         } else {
-            self.skipped = true;
-            self.request_body = None;
-            self.response_body = None;
-            self.record = Record::default();
-            self.shared.count_sampled_out();
+            self.leave_out(Counter::CallsSampledOut);
         }
+    }
+
+    /// Nothing more of this call is read or recorded; it is counted as `why`.
+    fn leave_out(&mut self, why: Counter) {
+        self.skipped = true;
+        self.request_body = None;
+        self.response_body = None;
+        self.record = Record::default();
+        self.shared.count(why);
     }
 }
 
@@ -184,10 +192,7 @@ impl Context for Capture {}
 impl HttpContext for Capture {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         if self.is_skipped() {
-            self.skipped = true;
-            self.request_body = None;
-            self.response_body = None;
-            self.shared.count_skipped();
+            self.leave_out(Counter::CallsSkipped);
             return Action::Continue;
         }
         let mut headers = host::header_map(Map::Request);

@@ -15,6 +15,7 @@ use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::Record;
 use moesif_core::route::{self, Diversion, Local, Placement, Route};
 use moesif_core::skip::SkipRules;
+use moesif_core::stats::{Counter, Counts};
 use std::cell::{Cell, RefCell};
 
 pub struct Shared {
@@ -27,19 +28,17 @@ pub struct Shared {
     /// Set when Envoy retires this filter config (e.g. an ECDS update): nothing may be left
     /// waiting for a tick that may not come.
     closing: Cell<bool>,
-    /// Calls lost because `delivery` was in use when they ended (counted on the next tick).
-    lost: Cell<u64>,
-    /// The config's `skip` rules, and the calls they skipped since the last tick.
+    /// Counts of calls that never reached `delivery` (skipped, sampled out, or lost because it
+    /// was in use), added to its counters on the next tick.
+    pending: Cell<Counts>,
+    /// The config's `skip` rules.
     pub skip: SkipRules,
-    skipped: Cell<u64>,
     /// This config's policy: identity rules for sampling decisions by user and company.
     pub policy: Compiled,
     /// Moesif's app config as last published (sample rates); `None` until one arrives.
     app: RefCell<Published<AppConfig>>,
     /// Governance rules as last published; only read when `enable_governance` is on.
     rules: RefCell<Published<Rules>>,
-    /// Calls left out by sampling since the last tick.
-    sampled_out: Cell<u64>,
     /// Dice for sampling.
     rng: RefCell<fastrand::Rng>,
     /// Filter counters, and the worker's own shipper.
@@ -54,14 +53,12 @@ impl Shared {
             route: Cell::new(Route::Local(Local::NoQueue)),
             occupancy: Occupancy::new(&config.queue_name),
             closing: Cell::new(false),
-            lost: Cell::new(0),
+            pending: Cell::new(Counts::default()),
             // Validated at parse: compiling again cannot fail.
             skip: SkipRules::compile(&config.skip).unwrap_or_default(),
-            skipped: Cell::new(0),
             policy: Compiled::new(Policy::from_config(&config)),
             app: RefCell::new(Published::new(&config.queue_name)),
             rules: RefCell::new(Published::new(&config.queue_name)),
-            sampled_out: Cell::new(0),
             rng: RefCell::new(fastrand::Rng::with_seed(host::seed())),
             delivery: RefCell::new(Delivery::new(config.clone())),
             config,
@@ -89,7 +86,9 @@ impl Shared {
     /// Hands one captured call to the shipper's queue (in blocks), or ships it from here.
     pub fn submit(&self, record: Record) {
         let Ok(mut d) = self.delivery.try_borrow_mut() else {
-            self.lost.set(self.lost.get().saturating_add(1));
+            // Captured and dropped, so the invariant still holds.
+            self.count(Counter::EventsCaptured);
+            self.count(Counter::EventsDroppedInternal);
             return;
         };
         match self.route.get() {
@@ -108,15 +107,11 @@ impl Shared {
         }
     }
 
-    /// A `skip` rule matched a call (counted on the next tick, without touching delivery).
-    pub fn count_skipped(&self) {
-        self.skipped.set(self.skipped.get().saturating_add(1));
-    }
-
-    /// Sampling left a call out (counted on the next tick).
-    pub fn count_sampled_out(&self) {
-        self.sampled_out
-            .set(self.sampled_out.get().saturating_add(1));
+    /// Counts one call that never reaches `delivery` (published on the next tick).
+    pub fn count(&self, c: Counter) {
+        let mut pending = self.pending.get();
+        pending.add(c, 1);
+        self.pending.set(pending);
     }
 
     /// Moesif's app config, once one was published.
@@ -167,21 +162,10 @@ impl Shared {
         }
     }
 
-    /// Runs `f` on the delivery state, first counting any call lost while it was in use.
+    /// Runs `f` on the delivery state, first adding the calls counted outside it.
     pub fn with_delivery(&self, f: impl FnOnce(&mut Delivery)) {
         if let Ok(mut d) = self.delivery.try_borrow_mut() {
-            let lost = self.lost.replace(0);
-            if lost > 0 {
-                d.shipper().lost_internal(lost);
-            }
-            let skipped = self.skipped.replace(0);
-            if skipped > 0 {
-                d.shipper().skipped(skipped);
-            }
-            let sampled_out = self.sampled_out.replace(0);
-            if sampled_out > 0 {
-                d.shipper().sampled_out(sampled_out);
-            }
+            d.shipper().count(&self.pending.take());
             f(&mut d);
         }
     }
