@@ -1,6 +1,30 @@
-//! Hand-rolled flag parsing: both binaries take a few flags, not worth a CLI crate.
+//! The command line of the tools: hand-rolled flag parsing (each takes a few flags, not worth
+//! a CLI crate), help, and the exit code.
 
 use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+
+/// The command line after the program name; `None`, after printing `usage`, when it asks for
+/// help.
+pub fn args_or_help(usage: &str) -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{usage}");
+        return None;
+    }
+    Some(args)
+}
+
+/// What a tool's `main` returns for its `run`: an error is printed with the tool's name.
+pub fn exit_code(tool: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{tool}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The flags given on the command line.
 #[derive(Debug, Default)]

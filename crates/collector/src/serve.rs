@@ -40,6 +40,16 @@ pub fn announce(addr: SocketAddr) -> io::Result<()> {
     stdout.flush()
 }
 
+/// Binds `listen` and [`announce`]s the address it got.
+pub async fn bind_and_announce(listen: &str) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("binding {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    announce(addr).map_err(|e| e.to_string())?;
+    Ok(listener)
+}
+
 /// Serves `service` on `listener` until SIGTERM or SIGINT, then lets in-flight requests
 /// finish (up to a grace period).
 ///

@@ -6,13 +6,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use collector::api::{router, Collector};
-use collector::cli::{parse_flags, Flags};
+use collector::cli::{args_or_help, exit_code, parse_flags, Flags};
 use collector::documents::{Document, Tagged};
 use collector::faults::FaultSpec;
-use collector::serve::{announce, serve};
+use collector::serve::{bind_and_announce, serve};
 use collector::store::Store;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const USAGE: &str = "usage: moesif-collector [--listen ADDR] [--events-file PATH] \
@@ -34,21 +33,13 @@ Prints `LISTENING <addr>` once bound; exits on SIGTERM/SIGINT.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("moesif-collector: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("moesif-collector", run().await)
 }
 
 async fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+    let Some(args) = args_or_help(USAGE) else {
         return Ok(());
-    }
+    };
     let flags = parse_flags(
         args,
         &["listen", "events-file", "app-config", "rules", "faults"],
@@ -75,11 +66,7 @@ async fn run() -> Result<(), String> {
         // A refusal starts once the accept loop below runs; no need to wait for it.
         let _ = collector.apply_faults(&spec);
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("binding {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    announce(addr).map_err(|e| e.to_string())?;
+    let listener = bind_and_announce(listen).await?;
     let service = TowerToHyperService::new(router(collector));
     serve(listener, service, Some(refusals_rx))
         .await

@@ -3,10 +3,9 @@
 
 use std::process::ExitCode;
 
-use collector::cli::parse_flags;
+use collector::cli::{args_or_help, exit_code, parse_flags};
 use collector::grpc::Demo;
-use collector::serve::announce;
-use tokio::net::TcpListener;
+use collector::serve::bind_and_announce;
 use tokio::signal::unix::{signal, SignalKind};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -18,27 +17,16 @@ Prints `LISTENING <addr>` once bound; exits on SIGTERM/SIGINT.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sample-grpc: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("sample-grpc", run().await)
 }
 
 async fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+    let Some(args) = args_or_help(USAGE) else {
         return Ok(());
-    }
+    };
     let flags = parse_flags(args, &["listen"], &[]).map_err(|e| format!("{e}\n{USAGE}"))?;
     let listen = flags.value("listen").unwrap_or("127.0.0.1:0");
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("binding {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = bind_and_announce(listen).await?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let stop = async move {
@@ -47,7 +35,6 @@ async fn run() -> Result<(), String> {
             _ = interrupt.recv() => {}
         }
     };
-    announce(addr).map_err(|e| e.to_string())?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .serve_with_incoming_shutdown(Demo, incoming, stop)
