@@ -194,6 +194,12 @@ impl Shipper {
         self.accept(&rec.view(), &policy, now_ms);
     }
 
+    /// The policy of this root's own config (a filter root also decides sampling and
+    /// governance by its identity rules).
+    pub fn own_policy(&self) -> Rc<Compiled> {
+        Rc::clone(&self.own_policy)
+    }
+
     /// Filter side: whether this worker currently ships its own events.
     pub fn set_shipping_locally(&mut self, local: bool) {
         self.shipping_locally = local;

@@ -8,11 +8,13 @@ use crate::remote::Fetcher;
 use moesif_core::app_config::AppConfig;
 use moesif_core::config::Config;
 use moesif_core::governance::Rules;
+use moesif_core::policy::Compiled;
 use moesif_core::ratelimit::LogGate;
 use moesif_core::retry::parse_retry_after;
 use moesif_core::shipper::{Outcome, Outgoing, Shipper};
 use moesif_core::stats::{Counter, Counts};
 use proxy_wasm::hostcalls;
+use std::rc::Rc;
 use std::time::Duration;
 
 pub const USER_AGENT: &str = concat!("moesif-envoy-wasm/", env!("CARGO_PKG_VERSION"));
@@ -54,6 +56,10 @@ impl Delivery {
     pub fn fetch_due(&mut self, now_ms: u64) {
         self.app_config.poll(&self.config, now_ms);
         self.rules.poll(&self.config, now_ms);
+    }
+
+    pub fn own_policy(&self) -> Rc<Compiled> {
+        self.shipper.own_policy()
     }
 
     pub fn shipper(&mut self) -> &mut Shipper {

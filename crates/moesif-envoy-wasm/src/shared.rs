@@ -11,12 +11,13 @@ use moesif_core::config::Config;
 use moesif_core::forward::{Block, FORMAT};
 use moesif_core::governance::Rules;
 use moesif_core::liveness::{self, Health};
-use moesif_core::policy::{Compiled, Policy};
+use moesif_core::policy::Compiled;
 use moesif_core::record::Record;
 use moesif_core::route::{self, Diversion, Local, Placement, Route};
 use moesif_core::skip::SkipRules;
 use moesif_core::stats::{Counter, Counts};
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 pub struct Shared {
     pub config: Config,
@@ -33,8 +34,9 @@ pub struct Shared {
     pending: Cell<Counts>,
     /// The config's `skip` rules.
     pub skip: SkipRules,
-    /// This config's policy: identity rules for sampling decisions by user and company.
-    pub policy: Compiled,
+    /// This config's policy (the one its shipper applies): identity rules for sampling and
+    /// governance decisions by user and company.
+    pub policy: Rc<Compiled>,
     /// Moesif's app config as last published (sample rates); `None` until one arrives.
     app: RefCell<Published<AppConfig>>,
     /// Governance rules as last published; only read when `enable_governance` is on.
@@ -47,6 +49,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, queue_vm_id: String) -> Self {
+        let delivery = Delivery::new(config.clone());
         Shared {
             queue_vm_id,
             heartbeat_key: liveness::key(&config.queue_name),
@@ -56,11 +59,11 @@ impl Shared {
             pending: Cell::new(Counts::default()),
             // Validated at parse: compiling again cannot fail.
             skip: SkipRules::compile(&config.skip).unwrap_or_default(),
-            policy: Compiled::new(Policy::from_config(&config)),
+            policy: delivery.own_policy(),
             app: RefCell::new(Published::new(&config.queue_name)),
             rules: RefCell::new(Published::new(&config.queue_name)),
             rng: RefCell::new(fastrand::Rng::with_seed(host::seed())),
-            delivery: RefCell::new(Delivery::new(config.clone())),
+            delivery: RefCell::new(delivery),
             config,
         }
     }
@@ -115,12 +118,12 @@ impl Shared {
     }
 
     /// Moesif's app config, once one was published.
-    pub fn app_config(&self) -> Option<std::rc::Rc<AppConfig>> {
+    pub fn app_config(&self) -> Option<Rc<AppConfig>> {
         self.app.try_borrow().ok().and_then(|a| a.current())
     }
 
     /// The governance rules in force, when governance is on and some were published.
-    pub fn rules(&self) -> Option<std::rc::Rc<Rules>> {
+    pub fn rules(&self) -> Option<Rc<Rules>> {
         if !self.config.enable_governance {
             return None;
         }
