@@ -94,42 +94,30 @@ fn port_of(addr: &str) -> u16 {
 }
 
 impl Collector {
-    /// Replaces the collector's fault spec (see the collector's `/_collector/faults`).
-    pub fn set_faults(&self, spec: &Value) {
+    /// POSTs `body` as JSON to one of the collector's `/_collector/...` control endpoints.
+    fn control(&self, path: &str, body: &Value) {
         let r = self.client.send(
             "POST",
-            &self.url("/_collector/faults"),
+            &self.url(path),
             &[("content-type", "application/json")],
-            Some(spec.to_string().as_bytes()),
+            Some(body.to_string().as_bytes()),
         );
-        assert!(r.status < 300, "faults {spec}: {} {}", r.status, r.text());
+        assert!(r.status < 300, "{path} {body}: {} {}", r.status, r.text());
+    }
+
+    /// Replaces the collector's fault spec (see the collector's `/_collector/faults`).
+    pub fn set_faults(&self, spec: &Value) {
+        self.control("/_collector/faults", spec);
     }
 
     /// Replaces the app config served at `GET /v1/config` (a new ETag follows).
     pub fn set_app_config(&self, config: &Value) {
-        let r = self.client.send(
-            "POST",
-            &self.url("/_collector/config"),
-            &[("content-type", "application/json")],
-            Some(config.to_string().as_bytes()),
-        );
-        assert!(
-            r.status < 300,
-            "app config {config}: {} {}",
-            r.status,
-            r.text()
-        );
+        self.control("/_collector/config", config);
     }
 
     /// Replaces the governance rules served at `GET /v1/rules` (a new tag follows).
     pub fn set_rules(&self, rules: &Value) {
-        let r = self.client.send(
-            "POST",
-            &self.url("/_collector/rules"),
-            &[("content-type", "application/json")],
-            Some(rules.to_string().as_bytes()),
-        );
-        assert!(r.status < 300, "rules {rules}: {} {}", r.status, r.text());
+        self.control("/_collector/rules", rules);
     }
 
     /// The faults still in force (`count` is what is left).
