@@ -19,10 +19,12 @@ const SHIPPER: &str = r#"{"moesif_application_id": "local-demo-app-id", "batch_m
 fn until_consumed(stack: &Stack, client: &Client, fault: Value, sent: &mut u64) {
     stack.collector.set_faults(&fault);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stack.collector.faults().get("status").is_some()
-        || stack.collector.faults().get("reset").is_some()
-        || stack.collector.faults().get("header_bytes").is_some()
-    {
+    let in_force = |f: Value| {
+        ["status", "reset", "header_bytes"]
+            .iter()
+            .any(|k| f.get(k).is_some())
+    };
+    while in_force(stack.collector.faults()) {
         assert!(Instant::now() < deadline, "fault {fault} never consumed");
         let r = client.get(&stack.envoy.url(&format!("/items?n={sent}")), &[]);
         assert_eq!(r.status, 200, "traffic unaffected");
