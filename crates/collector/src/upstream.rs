@@ -62,7 +62,8 @@ async fn route(request: Request<Incoming>) -> (StatusCode, HeaderValue, Bytes) {
     }
 }
 
-/// `/bytes/{n}`: n bytes of `a`; `/json/{n}`: a JSON document of about n bytes.
+/// `/bytes/{n}`: n bytes of `a`; `/json/{n}`: a JSON document of n bytes (one long string);
+/// `/items/{n}`: a JSON list of items of about n bytes, shaped like a typical API answer.
 fn generated(path: &str) -> Option<(HeaderValue, Vec<u8>)> {
     let (kind, n) = path.strip_prefix('/')?.split_once('/')?;
     let n = n.parse::<usize>().ok()?.min(MAX_GENERATED_BYTES);
@@ -78,8 +79,26 @@ fn generated(path: &str) -> Option<(HeaderValue, Vec<u8>)> {
             body.extend_from_slice(CLOSE);
             Some((JSON, body))
         }
+        "items" => Some((JSON, items(n))),
         _ => None,
     }
+}
+
+fn items(n: usize) -> Vec<u8> {
+    const CLOSE: &[u8] = b"]}";
+    let mut body = br#"{"items":["#.to_vec();
+    for id in 1.. {
+        let item = format!(r#"{{"id":{id},"name":"widget-{id}","price":9.5,"in_stock":true}}"#);
+        if id > 1 {
+            if body.len() + 1 + item.len() + CLOSE.len() > n {
+                break;
+            }
+            body.push(b',');
+        }
+        body.extend_from_slice(item.as_bytes());
+    }
+    body.extend_from_slice(CLOSE);
+    body
 }
 
 /// Counts an upload frame by frame, so a large or chunked upload is never held in memory.
@@ -123,6 +142,13 @@ mod tests {
             generated("/bytes/7").map(|(_, b)| b),
             Some(b"aaaaaaa".to_vec())
         );
+        let items = generated("/items/1024")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        assert!((1024 - 60..=1024).contains(&items.len()), "{}", items.len());
+        let parsed: serde_json::Value = serde_json::from_slice(&items).unwrap_or_default();
+        assert_eq!(parsed["items"][0]["name"], "widget-1");
+        assert_eq!(generated("/items/1").map(|(_, b)| b.len()), Some(66));
         assert!(generated("/bytes/x").is_none());
         assert!(generated("/other/1").is_none());
         assert!(generated("/bytes/1/2").is_none());

@@ -65,15 +65,30 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// The plugin's test-only build (by `cargo xtask build`): features `test-faults` (the crash
-/// switch) and `test-format-next` (writes queue block format 2, reads 1 and 2).
+/// switch) and `test-format-next` (writes the next queue block format, reads this one too).
 pub fn test_build_wasm_path() -> PathBuf {
     root().join("target/test-build/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
+}
+
+/// A benchmark-only stage variant of the plugin (by `cargo xtask bench`): `stage` is one of the
+/// glue crate's `stage-*` features, which stop the plugin after that stage.
+pub fn stage_wasm_path(stage: &str) -> PathBuf {
+    root()
+        .join("target")
+        .join(stage)
+        .join("wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }
 
 /// The do-nothing proxy-wasm filter of crates/empty-filter (by `cargo xtask build`): what
 /// Envoy's wasm runtime alone costs, the floor that benchmarks and tests compare the plugin to.
 pub fn empty_filter_wasm_path() -> PathBuf {
     root().join("target/wasm32-wasip1/release/empty_filter.wasm")
+}
+
+/// The empty filter with the `calls` feature (by `cargo xtask bench`): the host calls of a
+/// capture and nothing else, the floor of any plugin that captures calls.
+pub fn empty_filter_calls_wasm_path() -> PathBuf {
+    root().join("target/empty-filter-calls/wasm32-wasip1/release/empty_filter.wasm")
 }
 
 /// The empty filter with the `tick` feature (by `cargo xtask build`): its root ticks every

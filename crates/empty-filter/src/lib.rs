@@ -6,6 +6,9 @@
 //! also ticks every 100 ms, doing nothing, and stops ticking when retired, as a plugin with
 //! periodic work should: the floor of such a plugin in the reload memory test. Envoy keeps the
 //! timer of every root that ever ticked, retired or not, so each reload costs it more.
+//!
+//! With the `calls` feature (the bench's `(e2)`), each request makes the host calls the plugin's
+//! capture makes, and drops what they return: the floor of any plugin that captures the call.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -47,4 +50,91 @@ struct EmptyFilter;
 
 impl Context for EmptyFilter {}
 
+#[cfg(not(feature = "calls"))]
 impl HttpContext for EmptyFilter {}
+
+#[cfg(feature = "calls")]
+mod calls {
+    use proxy_wasm::traits::HttpContext;
+    use proxy_wasm::types::Action;
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+        fn proxy_get_buffer_bytes(
+            buffer: u32,
+            start: usize,
+            max: usize,
+            data: *mut *mut u8,
+            size: *mut usize,
+        ) -> u32;
+        fn proxy_get_property(
+            path: *const u8,
+            path_size: usize,
+            data: *mut *mut u8,
+            size: *mut usize,
+        ) -> u32;
+    }
+
+    /// Runs one host call that hands back bytes, and frees them.
+    fn call(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) {
+        let mut data = std::ptr::null_mut();
+        let mut size = 0;
+        f(&mut data, &mut size);
+        if !data.is_null() {
+            // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
+            drop(unsafe { Vec::from_raw_parts(data, size, size) });
+        }
+    }
+
+    fn map(kind: u32) {
+        // SAFETY: out-pointers to locals.
+        call(|d, s| unsafe { proxy_get_header_map_pairs(kind, d, s) });
+    }
+
+    fn buffer(kind: u32, size: usize) {
+        // SAFETY: out-pointers to locals.
+        call(|d, s| unsafe { proxy_get_buffer_bytes(kind, 0, size, d, s) });
+    }
+
+    fn property(path: &str) {
+        // SAFETY: pointer and length of a live str; out-pointers to locals.
+        call(|d, s| unsafe { proxy_get_property(path.as_ptr(), path.len(), d, s) });
+    }
+
+    impl HttpContext for super::EmptyFilter {
+        fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+            map(0);
+            Action::Continue
+        }
+
+        fn on_http_request_body(&mut self, size: usize, _: bool) -> Action {
+            buffer(0, size);
+            Action::Continue
+        }
+
+        fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+            map(2);
+            Action::Continue
+        }
+
+        fn on_http_response_body(&mut self, size: usize, _: bool) -> Action {
+            buffer(1, size);
+            Action::Continue
+        }
+
+        fn on_log(&mut self) {
+            for path in [
+                "request\0time",
+                "request\0duration",
+                "source\0address",
+                "xds\0route_name",
+                "xds\0cluster_name",
+                "xds\0listener_direction",
+                "upstream\0address",
+            ] {
+                property(path);
+            }
+        }
+    }
+}

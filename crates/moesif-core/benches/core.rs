@@ -7,15 +7,13 @@ use moesif_core::batch::Batcher;
 use moesif_core::body::{json_text, write_base64_str, Body};
 use moesif_core::config::Config;
 use moesif_core::event::{to_event_json, write_event_json};
+use moesif_core::pairs::RawHeaders;
 use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::{Record, RecordRef, Response};
 use uuid::Uuid;
 
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+fn headers(pairs: &[(&str, &str)]) -> RawHeaders {
+    RawHeaders::from_pairs(pairs)
 }
 
 /// A POST with a 1 KB JSON body answered with 1 KB of JSON, as in the macro benchmark.
@@ -49,7 +47,7 @@ fn post_record() -> Record {
                 ("x-envoy-upstream-service-time", "1"),
             ]),
             body: Body::Captured(json.into_bytes()),
-            trailers: Vec::new(),
+            trailers: RawHeaders::default(),
         }),
         upstream_address: "10.1.2.4:8080".into(),
         route_name: "api".into(),
@@ -85,7 +83,7 @@ fn get_record() -> Record {
             body: Body::Captured(
                 br#"{"items":[{"id":1,"name":"widget"},{"id":2,"name":"gadget"}],"query":"page=2"}"#.to_vec(),
             ),
-            trailers: Vec::new(),
+            trailers: RawHeaders::default(),
         }),
         ..post_record()
     }

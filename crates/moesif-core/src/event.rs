@@ -321,15 +321,13 @@ fn percent_decode(text: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::body::Body;
+    use crate::pairs::RawHeaders;
     use crate::policy::Policy;
     use crate::record::Response as RecResponse;
     use serde_json::{json, Value};
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+    fn h(pairs: &[(&str, &str)]) -> RawHeaders {
+        RawHeaders::from_pairs(pairs)
     }
 
     fn sample() -> Record {
@@ -355,7 +353,7 @@ mod tests {
                     ("x-a", "2"),
                 ]),
                 body: Body::Captured(vec![0, 1, 2, 255]),
-                trailers: Vec::new(),
+                trailers: RawHeaders::default(),
             }),
             upstream_address: "127.0.0.1:8080".into(),
             route_name: "items".into(),
@@ -387,8 +385,9 @@ mod tests {
     #[test]
     fn full_event_has_every_field() {
         let mut rec = sample();
-        rec.request_headers
-            .push(("x-company".into(), "acme".into()));
+        let mut headers: Vec<(&str, &str)> = rec.request_headers.regular();
+        headers.push(("x-company", "acme"));
+        rec.request_headers = h(&headers);
         let e = event_with(&rec, &with_ids());
         let expected = json!({
             "request": {
@@ -489,6 +488,7 @@ mod tests {
     mod reference {
         use crate::body::{json_candidate, trimmed_text, Body};
         use crate::headers::{client_ip, find, parse_ip, HeaderMap};
+        use crate::pairs::RawHeaders;
         use crate::record::Record;
         use crate::time::iso8601_ms;
         use base64::Engine;
@@ -649,7 +649,15 @@ mod tests {
                     duration_ms: (rec.duration_ns as f64 / 1e3).round() / 1e3,
                 },
                 grpc: rec.response.as_ref().and_then(|r| {
-                    let lookup = |n| find(&r.trailers, n).or_else(|| find(&r.headers, n));
+                    let lookup = |n| {
+                        r.trailers
+                            .regular()
+                            .into_iter()
+                            .chain(r.headers.regular())
+                            .find(|(m, _): &(&str, &str)| m.eq_ignore_ascii_case(n))
+                            .map(|(_, v)| v.trim())
+                            .filter(|v| !v.is_empty())
+                    };
                     Some(Grpc {
                         status: lookup("grpc-status")?.parse().ok()?,
                         message: lookup("grpc-message").map(super::super::percent_decode),
@@ -674,26 +682,34 @@ mod tests {
             all
         }
 
+        fn owned(raw: &RawHeaders) -> Vec<(String, String)> {
+            raw.regular()
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        }
+
         pub fn to_event_json(rec: &Record, transaction_id: Uuid) -> Vec<u8> {
-            let (body, transfer_encoding) = present(&rec.request_body, &rec.request_headers);
+            let rec_request_headers = owned(&rec.request_headers);
+            let (body, transfer_encoding) = present(&rec.request_body, &rec_request_headers);
             let host = [("host".to_string(), rec.authority.clone())];
-            let request_headers = with_extra(&rec.request_headers, &host);
+            let request_headers = with_extra(&rec_request_headers, &host);
             let response_headers = rec
                 .response
                 .as_ref()
-                .map(|r| with_extra(&r.headers, &r.trailers))
+                .map(|r| with_extra(&owned(&r.headers), &owned(&r.trailers)))
                 .unwrap_or_default();
             let request = Request {
                 time: iso8601_ms(rec.start_ns),
                 uri: full_uri(rec),
                 verb: &rec.method,
                 headers: HeaderMap(&request_headers),
-                ip_address: client_ip(&rec.request_headers, &rec.source_address),
+                ip_address: client_ip(&rec_request_headers, &rec.source_address),
                 body,
                 transfer_encoding,
             };
             let response = rec.response.as_ref().map(|r| {
-                let (body, transfer_encoding) = present(&r.body, &r.headers);
+                let (body, transfer_encoding) = present(&r.body, &owned(&r.headers));
                 Response {
                     time: iso8601_ms(rec.start_ns.saturating_add(rec.duration_ns)),
                     status: r.status,
@@ -778,7 +794,7 @@ mod tests {
         ]
     }
 
-    fn headers() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
+    fn headers() -> impl proptest::strategy::Strategy<Value = RawHeaders> {
         use proptest::prelude::*;
         let name = prop_oneof![
             Just("content-type".to_string()),
@@ -789,6 +805,7 @@ mod tests {
             "[A-Za-z-]{1,6}",
         ];
         proptest::collection::vec((name, text()), 0..6)
+            .prop_map(|pairs| RawHeaders::from_pairs(&pairs))
     }
 
     fn body() -> impl proptest::strategy::Strategy<Value = Body> {

@@ -15,19 +15,19 @@ use rmp_serde::decode::Error;
 const MAGIC: u8 = 0xB7;
 const HEADER_LEN: usize = 10;
 
-/// The block format this build writes. (The `test-format-next` build pretends the format
+/// The block format this build writes (3: header maps as the host serialized them). (The `test-format-next` build pretends the format
 /// changed, to test rollouts of mixed builds.)
 pub const FORMAT: u8 = if cfg!(feature = "test-format-next") {
-    3
+    4
 } else {
-    2
+    3
 };
 
 /// The block formats this build reads.
 pub const READS: &[u8] = if cfg!(feature = "test-format-next") {
-    &[2, 3]
+    &[3, 4]
 } else {
-    &[2]
+    &[3]
 };
 
 /// Most records in one queue message.

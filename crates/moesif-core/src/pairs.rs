@@ -9,31 +9,87 @@
 
 /// The pairs in `bytes`, names and values decoded lossily (invalid UTF-8 becomes U+FFFD).
 pub fn decode(bytes: &[u8]) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let Some(count) = u32_at(bytes, 0) else {
-        return pairs;
-    };
-    let Some(mut data) = (count as usize)
-        .checked_mul(8)
-        .and_then(|n| n.checked_add(4))
-    else {
-        return pairs;
-    };
-    for i in 0..count as usize {
+    iter(bytes).map(|(n, v)| (lossy(n), lossy(v))).collect()
+}
+
+/// The pairs in `bytes` as raw bytes, borrowed; stops at the first pair that is not whole.
+pub fn iter(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    let count = u32_at(bytes, 0).unwrap_or(0) as usize;
+    let mut data = count.checked_mul(8).and_then(|n| n.checked_add(4));
+    (0..count).map_while(move |i| {
         let at = 4 + i * 8;
-        let (Some(name_len), Some(value_len)) = (u32_at(bytes, at), u32_at(bytes, at + 4)) else {
-            break;
-        };
-        let Some((name, after_name)) = take(bytes, data, name_len as usize) else {
-            break;
-        };
-        let Some((value, after_value)) = take(bytes, after_name, value_len as usize) else {
-            break;
-        };
-        data = after_value;
-        pairs.push((lossy(name), lossy(value)));
+        let (name_len, value_len) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
+        let (name, after_name) = take(bytes, data?, name_len as usize)?;
+        let (value, after_value) = take(bytes, after_name, value_len as usize)?;
+        data = Some(after_value);
+        Some((name, value))
+    })
+}
+
+/// A header map kept as the host serialized it, pseudo-headers included: one buffer instead
+/// of a `String` per name and value, so a filter copies it into its record as is. Every name
+/// and value is valid UTF-8 (a map that was not is re-encoded lossily when made).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawHeaders(Vec<u8>);
+
+impl RawHeaders {
+    /// The host's bytes, kept when they are valid UTF-8 (the usual case).
+    pub fn from_host(bytes: Vec<u8>) -> Self {
+        if iter(&bytes).all(|(n, v)| is_text(n) && is_text(v)) {
+            return RawHeaders(bytes);
+        }
+        let pairs = decode(&bytes);
+        Self::from_pairs(&pairs)
     }
-    pairs
+
+    /// No pairs make no bytes, as [`RawHeaders::default`].
+    pub fn from_pairs<S: AsRef<str>>(pairs: &[(S, S)]) -> Self {
+        if pairs.is_empty() {
+            return RawHeaders::default();
+        }
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_ref().as_bytes(), v.as_ref().as_bytes()))
+            .collect();
+        RawHeaders(encode(&pairs))
+    }
+
+    /// The serialized map (what a record carries).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Every pair, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        text_pairs(&self.0).map_while(Result::ok)
+    }
+
+    /// The value of the first header named exactly `name` (pseudo-headers are lower case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The regular headers (pseudo-headers left out), borrowed.
+    pub fn regular(&self) -> Vec<(&str, &str)> {
+        self.pairs().filter(|(n, _)| !n.starts_with(':')).collect()
+    }
+}
+
+/// rmp-serde writes it as bin, as the record's writer does (tests compare the two).
+#[cfg(any(test, feature = "testing"))]
+impl serde::Serialize for RawHeaders {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+/// The pairs of a serialized map as text: `Err` at the first name or value that is not UTF-8.
+pub fn text_pairs(bytes: &[u8]) -> impl Iterator<Item = Result<(&str, &str), std::str::Utf8Error>> {
+    iter(bytes).map(|(n, v)| Ok((std::str::from_utf8(n)?, std::str::from_utf8(v)?)))
+}
+
+fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok()
 }
 
 /// `len` bytes at `at` and the offset after them and their NUL terminator.
@@ -88,6 +144,19 @@ mod tests {
                 ("x-\u{fffd}".to_string(), String::new()),
             ]
         );
+    }
+
+    #[test]
+    fn raw_headers_keep_text_and_re_encode_the_rest() {
+        let text = encode(&[(b":method", b"GET"), (b"accept", b"*/*")]);
+        let raw = RawHeaders::from_host(text.clone());
+        assert_eq!(raw.as_bytes(), &text[..]);
+        assert_eq!(raw.get(":method"), Some("GET"));
+        assert_eq!(raw.get("Accept"), None);
+        assert_eq!(raw.regular(), vec![("accept", "*/*")]);
+        let raw = RawHeaders::from_host(encode(&[(b"x-\xc3", b"\xff1")]));
+        assert_eq!(raw.regular(), vec![("x-\u{fffd}", "\u{fffd}1")]);
+        assert_eq!(raw, RawHeaders::from_pairs(&[("x-\u{fffd}", "\u{fffd}1")]));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! own `String` cost more than writing the event did). Tests check both against rmp-serde.
 
 use crate::body::{Body, BodyRef};
+use crate::pairs::{self, RawHeaders};
 use rmp::Marker;
 use rmp_serde::decode::Error;
 use rmp_serde::encode::Error as EncodeError;
@@ -29,8 +30,9 @@ pub struct Record {
     pub authority: String,
     /// Path with its query string, as on the request line.
     pub path: String,
-    /// Request headers without pseudo-headers, in arrival order.
-    pub request_headers: Vec<(String, String)>,
+    /// Request headers in arrival order, as the host serialized them (pseudo-headers too:
+    /// readers leave them out).
+    pub request_headers: RawHeaders,
     pub request_body: Body,
     /// Envoy's `source.address` (the downstream peer), `ip:port`.
     pub source_address: String,
@@ -55,11 +57,11 @@ pub struct Record {
 #[cfg_attr(test, derive(serde::Serialize))]
 pub struct Response {
     pub status: u16,
-    /// Response headers without pseudo-headers.
-    pub headers: Vec<(String, String)>,
+    /// Response headers as the host serialized them (`:status` too: readers leave it out).
+    pub headers: RawHeaders,
     pub body: Body,
     /// Response trailers (gRPC sends `grpc-status` there).
-    pub trailers: Vec<(String, String)>,
+    pub trailers: RawHeaders,
 }
 
 /// A [`Record`] whose strings and bodies are borrowed, from a decoded message or a `Record`.
@@ -128,14 +130,14 @@ impl Record {
             scheme: &self.scheme,
             authority: &self.authority,
             path: &self.path,
-            request_headers: borrow_headers(&self.request_headers),
+            request_headers: self.request_headers.regular(),
             request_body: self.request_body.view(),
             source_address: &self.source_address,
             response: self.response.as_ref().map(|r| ResponseRef {
                 status: r.status,
-                headers: borrow_headers(&r.headers),
+                headers: r.headers.regular(),
                 body: r.body.view(),
-                trailers: borrow_headers(&r.trailers),
+                trailers: r.trailers.regular(),
             }),
             upstream_address: &self.upstream_address,
             route_name: &self.route_name,
@@ -145,21 +147,6 @@ impl Record {
             blocked_by: self.blocked_by.as_deref(),
         }
     }
-}
-
-fn borrow_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect()
-}
-
-#[cfg(any(test, feature = "testing"))]
-fn own_headers(headers: &[(&str, &str)]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
 }
 
 impl<'a> RecordRef<'a> {
@@ -204,14 +191,14 @@ impl<'a> RecordRef<'a> {
             scheme: self.scheme.to_string(),
             authority: self.authority.to_string(),
             path: self.path.to_string(),
-            request_headers: own_headers(&self.request_headers),
+            request_headers: RawHeaders::from_pairs(&self.request_headers),
             request_body: self.request_body.to_body(),
             source_address: self.source_address.to_string(),
             response: self.response.as_ref().map(|r| Response {
                 status: r.status,
-                headers: own_headers(&r.headers),
+                headers: RawHeaders::from_pairs(&r.headers),
                 body: r.body.to_body(),
-                trailers: own_headers(&r.trailers),
+                trailers: RawHeaders::from_pairs(&r.trailers),
             }),
             upstream_address: self.upstream_address.to_string(),
             route_name: self.route_name.to_string(),
@@ -265,14 +252,8 @@ impl Writer<'_> {
         }
     }
 
-    fn headers(&mut self, headers: &[(String, String)]) -> Result<(), EncodeError> {
-        self.array_len(headers.len())?;
-        for (name, value) in headers {
-            self.array_len(2)?;
-            self.str(name)?;
-            self.str(value)?;
-        }
-        Ok(())
+    fn headers(&mut self, headers: &RawHeaders) -> Result<(), EncodeError> {
+        self.bin(headers.as_bytes())
     }
 
     fn body(&mut self, body: &Body) -> Result<(), EncodeError> {
@@ -437,13 +418,15 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A serialized header map, without its pseudo-headers.
     fn headers(&mut self) -> Result<Vec<(&'a str, &'a str)>, Error> {
-        let n = rmp::decode::read_array_len(&mut self.0)?;
-        // A header takes at least 3 bytes: a bogus count cannot reserve more than the input.
-        let mut headers = Vec::with_capacity((n as usize).min(self.0.len() / 3));
-        for _ in 0..n {
-            self.array_of(2)?;
-            headers.push((self.str()?, self.str()?));
+        let len = rmp::decode::read_bin_len(&mut self.0)?;
+        let mut headers = Vec::new();
+        for pair in pairs::text_pairs(self.take(len)?) {
+            let (name, value) = pair?;
+            if !name.starts_with(':') {
+                headers.push((name, value));
+            }
         }
         Ok(headers)
     }
@@ -542,14 +525,14 @@ mod tests {
             scheme: "http".into(),
             authority: "api.acme.com".into(),
             path: "/items?page=2".into(),
-            request_headers: vec![("content-type".into(), "application/json".into())],
+            request_headers: RawHeaders::from_pairs(&[("content-type", "application/json")]),
             request_body: Body::Captured(br#"{"a":1}"#.to_vec()),
             source_address: "10.0.0.1:5555".into(),
             response: Some(Response {
                 status: 201,
-                headers: vec![],
+                headers: RawHeaders::default(),
                 body: Body::Omitted(200_000),
-                trailers: vec![("grpc-status".into(), "0".into())],
+                trailers: RawHeaders::from_pairs(&[("grpc-status", "0")]),
             }),
             upstream_address: "127.0.0.1:8080".into(),
             route_name: "r".into(),
@@ -640,8 +623,28 @@ mod tests {
         ]
     }
 
-    fn headers() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
-        proptest::collection::vec((".{0,8}", text()), 0..20)
+    /// Regular headers only: readers leave pseudo-headers out.
+    fn headers() -> impl proptest::strategy::Strategy<Value = RawHeaders> {
+        use proptest::prelude::*;
+        proptest::collection::vec(("([^:].{0,7})?", text()), 0..20)
+            .prop_map(|pairs| RawHeaders::from_pairs(&pairs))
+    }
+
+    #[test]
+    fn readers_leave_pseudo_headers_out() {
+        let rec = Record {
+            request_headers: RawHeaders::from_pairs(&[(":path", "/a"), ("accept", "*/*")]),
+            response: Some(Response {
+                headers: RawHeaders::from_pairs(&[(":status", "200"), ("x", "1")]),
+                ..Response::default()
+            }),
+            ..Record::default()
+        };
+        let bytes = rec.encode().unwrap();
+        let read = RecordRef::decode(&bytes).unwrap();
+        assert_eq!(read.request_headers, vec![("accept", "*/*")]);
+        assert_eq!(read.response.map(|r| r.headers), Some(vec![("x", "1")]));
+        assert_eq!(read.request_headers, rec.view().request_headers);
     }
 
     proptest::proptest! {
@@ -690,7 +693,8 @@ mod tests {
             scheme: String,
             authority: String,
             path: String,
-            request_headers: Vec<(String, String)>,
+            #[serde(with = "serde_bytes")]
+            request_headers: Vec<u8>,
             request_body: SerdeBody,
             source_address: String,
             response: Option<SerdeResponse>,
@@ -704,9 +708,11 @@ mod tests {
         #[derive(serde::Deserialize, PartialEq, Debug)]
         struct SerdeResponse {
             status: u16,
-            headers: Vec<(String, String)>,
+            #[serde(with = "serde_bytes")]
+            headers: Vec<u8>,
             body: SerdeBody,
-            trailers: Vec<(String, String)>,
+            #[serde(with = "serde_bytes")]
+            trailers: Vec<u8>,
         }
         #[derive(serde::Deserialize, PartialEq, Debug)]
         enum SerdeBody {
@@ -716,13 +722,13 @@ mod tests {
         }
         let rec = Record {
             start_ns: -5,
-            request_headers: vec![("a".into(), "b".into())],
+            request_headers: RawHeaders::from_pairs(&[("a", "b")]),
             request_body: Body::Captured(vec![1, 2, 3]),
             response: Some(Response {
                 status: 200,
-                headers: vec![],
+                headers: RawHeaders::default(),
                 body: Body::Omitted(300),
-                trailers: vec![("t".into(), "v".into())],
+                trailers: RawHeaders::from_pairs(&[("t", "v")]),
             }),
             outbound: true,
             ..Record::default()
@@ -748,7 +754,11 @@ mod tests {
                     let theirs = rmp_serde::from_slice::<SerdeRecord>(&bad).unwrap();
                     assert_eq!(ours.path, theirs.path);
                     assert_eq!(ours.start_ns, theirs.start_ns);
-                    assert_eq!(ours.request_headers.len(), theirs.request_headers.len());
+                    let regular = pairs::text_pairs(&theirs.request_headers)
+                        .filter_map(Result::ok)
+                        .filter(|(n, _)| !n.starts_with(':'))
+                        .count();
+                    assert_eq!(ours.request_headers.len(), regular);
                 }
             }
         }

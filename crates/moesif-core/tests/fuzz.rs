@@ -19,13 +19,11 @@
 use moesif_core::body::{json_text, write_base64_str};
 use moesif_core::config::Config;
 use moesif_core::forward::{open, Block, Forwarder, Unreadable, READS};
-use moesif_core::headers::{
-    client_ip, find, parse_ip, take_request_line, take_status, HeaderMap, CLIENT_IP_HEADERS,
-};
+use moesif_core::headers::{client_ip, find, parse_ip, HeaderMap, CLIENT_IP_HEADERS};
 use moesif_core::identity::{self, identify, IdentityRules};
 use moesif_core::json;
 use moesif_core::mask;
-use moesif_core::pairs;
+use moesif_core::pairs::{self, RawHeaders};
 use moesif_core::record::{Record, RecordRef};
 use moesif_core::retry::{classify, parse_retry_after, Backoff, Verdict};
 use moesif_core::time::iso8601_ms;
@@ -1066,43 +1064,25 @@ fn headers_target(input: &[u8]) {
 }
 
 fn check_headers(peer: &str, headers: &[(String, String)]) {
-    // Request line: the last of each pseudo-header wins; every pseudo-header goes, the others
-    // stay in order.
-    let mut rest = headers.to_vec();
-    let line = take_request_line(&mut rest);
-    let last = |name: &str| {
+    // The raw map a filter keeps: the first of each pseudo-header, the regular headers in
+    // order, whatever the bytes.
+    let raw = RawHeaders::from_pairs(headers);
+    let first = |name: &str| {
         headers
             .iter()
-            .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+            .map(|(_, v)| v.as_str())
     };
-    assert_eq!(
-        (line.method, line.scheme, line.authority, line.path),
-        (
-            last(":method"),
-            last(":scheme"),
-            last(":authority"),
-            last(":path")
-        )
-    );
-    let regular: Vec<(String, String)> = headers
+    for pseudo in [":method", ":scheme", ":authority", ":path", ":status"] {
+        assert_eq!(raw.get(pseudo), first(pseudo));
+    }
+    let regular: Vec<(&str, &str)> = headers
         .iter()
         .filter(|(n, _)| !n.starts_with(':'))
-        .cloned()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    assert_eq!(rest, regular);
-    // Status: the last `:status`, if it is a u16.
-    let mut rest = headers.to_vec();
-    let status = take_status(&mut rest);
-    let expected = headers
-        .iter()
-        .rev()
-        .find(|(n, _)| n == ":status")
-        .and_then(|(_, v)| v.parse::<u16>().ok());
-    assert_eq!(status, expected);
-    assert_eq!(rest, regular);
+    assert_eq!(raw.regular(), regular);
+    assert_eq!(RawHeaders::from_host(raw.as_bytes().to_vec()), raw);
 
     // find: the first header of that name (any ASCII case), trimmed, if not empty.
     for (name, _) in headers.iter().take(8) {
@@ -2815,12 +2795,7 @@ fn sample_records() -> [Record; 3] {
     use moesif_core::body::Body;
     let json = br#"{"id":42,"name":"Ada","tags":["a","b"],"price":12.5,"ok":true,"next":null}"#;
     use moesif_core::record::Response;
-    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    };
+    let h = RawHeaders::from_pairs::<&str>;
     let post = Record {
         start_ns: 1_730_263_542_914_999_999,
         duration_ns: 2_500_000,
@@ -2859,7 +2834,7 @@ fn sample_records() -> [Record; 3] {
         scheme: "http".into(),
         authority: "localhost:10000".into(),
         path: "/".into(),
-        request_headers: vec![],
+        request_headers: RawHeaders::default(),
         request_body: Body::Empty,
         source_address: "[::1]:40000".into(),
         response: None,
@@ -2875,15 +2850,17 @@ fn sample_records() -> [Record; 3] {
         duration_ns: i64::MIN,
         method: "PUT".into(),
         path: "x".repeat(300),
-        request_headers: (0..20)
-            .map(|i| (format!("x-h{i}"), "v".repeat(i * 20)))
-            .collect(),
+        request_headers: RawHeaders::from_pairs(
+            &(0..20)
+                .map(|i| (format!("x-h{i}"), "v".repeat(i * 20)))
+                .collect::<Vec<_>>(),
+        ),
         request_body: Body::Omitted(u64::MAX),
         response: Some(Response {
             status: 65535,
-            headers: vec![],
+            headers: RawHeaders::default(),
             body: Body::Omitted(100_001),
-            trailers: vec![],
+            trailers: RawHeaders::default(),
         }),
         ..Record::default()
     };

@@ -6,6 +6,7 @@ use moesif_core::body::{Body, BodyCapture};
 use moesif_core::event::to_event_json;
 use moesif_core::forward::{self, Forwarder};
 use moesif_core::headers::client_ip;
+use moesif_core::pairs::RawHeaders;
 use moesif_core::record::{Record, Response};
 use proptest::prelude::*;
 use std::io::Read;
@@ -62,14 +63,14 @@ fn record() -> impl Strategy<Value = Record> {
                 scheme,
                 authority,
                 path,
-                request_headers: rh,
+                request_headers: RawHeaders::from_pairs(&rh),
                 request_body: rb,
                 source_address: src,
                 response: resp.map(|(status, headers, body)| Response {
                     status,
-                    headers,
+                    headers: RawHeaders::from_pairs(&headers),
                     body,
-                    trailers: Vec::new(),
+                    trailers: RawHeaders::default(),
                 }),
                 upstream_address: up,
                 route_name: route,

@@ -7,8 +7,9 @@ use moesif_core::app_config::{self, AppConfig, Rate};
 use moesif_core::body::BodyCapture;
 use moesif_core::config::DirectionSetting;
 use moesif_core::governance::{Call, Cohorts};
-use moesif_core::headers::{client_ip, take_request_line, take_status};
+use moesif_core::headers::client_ip;
 use moesif_core::identity::identify;
+use moesif_core::pairs::RawHeaders;
 use moesif_core::record::{Record, Response};
 use moesif_core::stats::Counter;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -31,10 +32,10 @@ pub struct Capture {
     record: Record,
     /// `None`: bodies of this direction are not captured (no body host call at all).
     request_body: Option<BodyCapture>,
-    response_headers: Option<Vec<(String, String)>>,
+    response_headers: Option<RawHeaders>,
     status: Option<u16>,
     response_body: Option<BodyCapture>,
-    trailers: Vec<(String, String)>,
+    trailers: RawHeaders,
 }
 
 impl Capture {
@@ -52,19 +53,15 @@ impl Capture {
             response_headers: None,
             status: None,
             response_body,
-            trailers: Vec::new(),
+            trailers: RawHeaders::default(),
         }
     }
 
-    /// Whether a `skip` rule matches, from the three pseudo-headers alone (three small host
-    /// calls, only when rules are configured), so that a skipped call copies no header map.
-    fn is_skipped(&self) -> bool {
+    /// Whether a `skip` rule matches the request line.
+    fn is_skipped(&self, headers: &RawHeaders) -> bool {
         let rules = &self.shared.skip;
-        if rules.is_empty() {
-            return false;
-        }
-        let get = |name| host::header(Map::Request, name).unwrap_or_default();
-        rules.matches(&get(":method"), &get(":authority"), &get(":path"))
+        let get = |name| headers.get(name).unwrap_or_default();
+        !rules.is_empty() && rules.matches(get(":method"), get(":authority"), get(":path"))
     }
 }
 
@@ -119,12 +116,12 @@ impl Capture {
 
     /// Who made the call and from where, for sampling and governance.
     fn facts(&self) -> SampleFacts {
-        let rec = &self.record;
-        let who = identify(&rec.request_headers, &self.shared.policy.identity);
+        let headers = self.record.request_headers.regular();
+        let who = identify(&headers, &self.shared.policy.identity);
         // The peer's address (a host call) only when no forwarding header names the client.
-        let ip = client_ip(&rec.request_headers, "").or_else(|| {
+        let ip = client_ip(&headers, "").or_else(|| {
             let peer = host::string_property(&["source", "address"])?;
-            client_ip(&[], &peer)
+            client_ip::<&str>(&[], &peer)
         });
         SampleFacts {
             ip,
@@ -191,15 +188,15 @@ impl Context for Capture {}
 
 impl HttpContext for Capture {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        if self.is_skipped() {
+        // One host call for the whole map, kept as the host serialized it.
+        let headers = host::header_map(Map::Request);
+        if self.is_skipped(&headers) {
             self.leave_out(Counter::CallsSkipped);
             return Action::Continue;
         }
-        let mut headers = host::header_map(Map::Request);
-        let line = take_request_line(&mut headers);
         #[cfg(feature = "test-faults")]
         if let Some(name) = self.shared.config.test_panic_header.as_deref() {
-            if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if headers.pairs().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 // A panic mid-request, like a real bug would cause: the hook must log it before
                 // the VM dies, and the config's failure_policy decides what Envoy does next.
                 #[allow(clippy::panic)]
@@ -208,10 +205,11 @@ impl HttpContext for Capture {
                 }
             }
         }
-        self.record.method = line.method;
-        self.record.scheme = line.scheme;
-        self.record.authority = line.authority;
-        self.record.path = line.path;
+        let get = |name| headers.get(name).unwrap_or_default().to_owned();
+        self.record.method = get(":method");
+        self.record.scheme = get(":scheme");
+        self.record.authority = get(":authority");
+        self.record.path = get(":path");
         self.record.request_headers = headers;
         self.record.weight = 1;
         self.steer()
@@ -230,8 +228,8 @@ impl HttpContext for Capture {
         if self.skipped {
             return Action::Continue;
         }
-        let mut headers = host::header_map(Map::Response);
-        self.status = take_status(&mut headers);
+        let headers = host::header_map(Map::Response);
+        self.status = headers.get(":status").and_then(|s| s.parse().ok());
         self.response_headers = Some(headers);
         Action::Continue
     }
@@ -245,15 +243,21 @@ impl HttpContext for Capture {
         if self.skipped {
             return Action::Continue;
         }
+        let trailers = host::header_map(Map::ResponseTrailers);
         let mut bytes = 0;
-        self.trailers = host::header_map(Map::ResponseTrailers)
-            .into_iter()
+        let kept: Vec<(&str, &str)> = trailers
+            .pairs()
             .take(MAX_TRAILERS)
             .take_while(|(n, v)| {
                 bytes += n.len() + v.len();
                 bytes <= MAX_TRAILER_BYTES
             })
             .collect();
+        self.trailers = if kept.len() == trailers.pairs().count() {
+            trailers
+        } else {
+            RawHeaders::from_pairs(&kept)
+        };
         Action::Continue
     }
 
@@ -277,7 +281,11 @@ impl HttpContext for Capture {
         let mut rec = std::mem::take(&mut self.record);
         rec.start_ns = host::i64_property(&["request", "time"]).unwrap_or(0);
         rec.duration_ns = host::i64_property(&["request", "duration"]).unwrap_or(0);
-        rec.source_address = host::string_property(&["source", "address"]).unwrap_or_default();
+        // The event's client IP comes from the forwarding headers when they name one; the
+        // peer's address is only read when they do not.
+        if client_ip(&rec.request_headers.regular(), "").is_none() {
+            rec.source_address = host::string_property(&["source", "address"]).unwrap_or_default();
+        }
         rec.route_name = host::string_property(&["xds", "route_name"]).unwrap_or_default();
         rec.cluster_name = host::string_property(&["xds", "cluster_name"]).unwrap_or_default();
         if self.shared.config.direction == DirectionSetting::Auto {

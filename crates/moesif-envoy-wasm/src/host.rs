@@ -9,7 +9,7 @@
 //! dispatcher for the answer to reach the right context, and it panics only on statuses Envoy
 //! does not return for it.
 
-use moesif_core::pairs;
+use moesif_core::pairs::{self, RawHeaders};
 use std::ptr::null_mut;
 
 /// Header map and buffer kinds of the proxy-wasm ABI.
@@ -191,13 +191,13 @@ pub fn buffer(kind: Buffer, start: usize, max: usize) -> Option<Vec<u8>> {
         .flatten()
 }
 
-/// A header map with names and values decoded lossily.
-pub fn header_map(kind: Map) -> Vec<(String, String)> {
+/// A header map as the host serialized it (lossily re-encoded only if not UTF-8).
+pub fn header_map(kind: Map) -> RawHeaders {
     // SAFETY: out-pointers to locals.
     bytes_call(|d, s| unsafe { proxy_get_header_map_pairs(kind as u32, d, s) })
         .ok()
         .flatten()
-        .map(|b| pairs::decode(&b))
+        .map(RawHeaders::from_host)
         .unwrap_or_default()
 }
 

@@ -34,6 +34,9 @@ impl ShipperRoot {
             if let Some(o) = &self.occupancy {
                 o.release(bytes.len() as u64);
             }
+            if cfg!(feature = "stage-enqueue") {
+                continue;
+            }
             delivery.shipper().accept_dequeued(&bytes, now_ms);
             delivery.dispatch_due(now_ms);
         }

@@ -83,6 +83,7 @@ fn workloads() -> Vec<Workload> {
     let body_1k = format!(r#"{{\"items\":[{}]}}"#, vec![item; 24].join(","));
     vec![
         Workload { name: "GET small", path: "/items", setup: String::new(), pace_ms: None },
+        Workload { name: "GET 1 KB JSON", path: "/items/1024", setup: String::new(), pace_ms: None },
         Workload {
             name: "POST 1 KB JSON",
             path: "/echo",
@@ -190,8 +191,29 @@ fn configs(args: &Args) -> Vec<Config> {
         captures: true,
         remote: Some(governance_documents()),
     });
+    for (stage, what) in STAGES.iter().zip(STAGE_NAMES) {
+        let wasm = e2e::stage_wasm_path(stage);
+        v.push(Config {
+            name: what.into(),
+            opts: Options::new(Mode::Singleton)
+                .filter_plugin(wasm.clone(), "moesif_api_root_id")
+                .shipper_wasm(wasm),
+            ours: false,
+            captures: false,
+            remote: None,
+        });
+    }
     v.push(Config {
-        name: "(e) empty wasm filter (floor)".into(),
+        name: "(e2) empty filter + a capture's host calls (floor of any capturing plugin)".into(),
+        opts: Options::new(Mode::Fallback)
+            .filter("{}")
+            .filter_plugin(e2e::empty_filter_calls_wasm_path(), ""),
+        ours: false,
+        captures: false,
+        remote: None,
+    });
+    v.push(Config {
+        name: FLOOR.into(),
         opts: Options::new(Mode::Fallback)
             .filter("{}")
             .filter_plugin(e2e::empty_filter_wasm_path(), ""),
@@ -201,6 +223,16 @@ fn configs(args: &Args) -> Vec<Config> {
     });
     v
 }
+
+/// The glue crate's benchmark-only features, each a build that stops after one stage.
+pub const STAGES: [&str; 2] = ["stage-capture", "stage-enqueue"];
+const STAGE_NAMES: [&str; 2] = [
+    "(s1) stage: capture only (host calls, record built, then dropped)",
+    "(s2) stage: + record encode and enqueue (the singleton discards)",
+];
+
+/// The config every other one's cost is measured from.
+const FLOOR: &str = "(e) empty wasm filter (floor)";
 
 /// (h): governance on, identity from a header.
 const GOVERNANCE_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id",
@@ -246,8 +278,9 @@ struct Run {
     p99_ms: f64,
     p999_ms: f64,
     errors: u64,
-    cpu_s_per_10k: f64,
-    collector_cpu_s_per_10k: f64,
+    /// Envoy's CPU time per completed request, all threads (the singleton's included).
+    cpu_us: f64,
+    collector_cpu_us: f64,
     peak_rss_mib: f64,
     completed: u64,
     /// Distinct events the collector received (duplicates of a transaction id not counted).
@@ -367,8 +400,13 @@ fn measure(
         .expect("wrk not found: run `cargo xtask setup`");
     assert!(status.success(), "wrk failed");
     let wrk: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let delivered = if c.captures {
+        wait_delivered(collector, || envoy.completed())
+    } else {
+        0
+    };
+    // After delivery: the shipping of the run's last events is part of its cost.
     let cpu = cpu_seconds(envoy.proc.pid()) - cpu_before;
-    let delivered = wait_delivered(collector, || envoy.completed());
     // A request wrk sent just before it stopped may be counted by a busy worker only now.
     let completed = envoy.completed();
     let stats = collector.stats();
@@ -382,10 +420,10 @@ fn measure(
         p99_ms: us("p99"),
         p999_ms: us("p999"),
         errors: wrk["errors"].as_u64().unwrap_or(0),
-        cpu_s_per_10k: cpu / (completed.max(1) as f64) * 10_000.0,
-        collector_cpu_s_per_10k: (cpu_seconds(collector.proc.pid()) - collector_cpu_before)
+        cpu_us: cpu / (completed.max(1) as f64) * 1e6,
+        collector_cpu_us: (cpu_seconds(collector.proc.pid()) - collector_cpu_before)
             / (completed.max(1) as f64)
-            * 10_000.0,
+            * 1e6,
         peak_rss_mib: peak_rss(&envoy) as f64 / (1 << 20) as f64,
         completed,
         delivered,
@@ -539,10 +577,12 @@ fn report(
         "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
         args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| workload | config | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | Envoy CPU s / 10k req | collector CPU s / 10k | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let floor = configs.iter().position(|c| c.name == FLOOR);
     let mut json_rows = vec![];
     for (wi, w) in workloads.iter().enumerate() {
         let base = median(results[0][wi].iter().map(|r| r.rps).collect());
+        let floor_us = floor.map(|f| median(results[f][wi].iter().map(|r| r.cpu_us).collect()));
         for (ci, c) in configs.iter().enumerate() {
             let runs = &results[ci][wi];
             let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
@@ -551,6 +591,7 @@ fn report(
                 .fold((0, 0), |a, r| (a.0 + r.completed, a.1 + r.delivered));
             let errors: u64 = runs.iter().map(|r| r.errors).sum();
             let rps = m(|r| r.rps);
+            let beyond = floor_us.filter(|_| ci > 0 && c.name != FLOOR).map(|f| m(|r| r.cpu_us) - f);
             let plugin = c.captures;
             let dash = |v: f64, p: usize| {
                 if plugin {
@@ -560,16 +601,17 @@ fn report(
                 }
             };
             md.push_str(&format!(
-                "| {} | {} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {} |\n",
-                w.name, c.name, rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
-                m(|r| r.cpu_s_per_10k), dash(m(|r| r.collector_cpu_s_per_10k), 2), m(|r| r.peak_rss_mib),
+                "| {} | {} | {} | {:.1} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {} |\n",
+                w.name, c.name, beyond.map_or("-".into(), |b| format!("**{b:.1}**")), m(|r| r.cpu_us),
+                rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
+                dash(m(|r| r.collector_cpu_us), 1), m(|r| r.peak_rss_mib),
                 if plugin { delivery(delivered, completed, runs) } else { "-".into() },
                 dash(m(|r| r.wire_per_event), 0), dash(m(|r| r.raw_per_event), 0),
             ));
             json_rows.push(json!({
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
-                "cpu_s_per_10k": m(|r| r.cpu_s_per_10k), "collector_cpu_s_per_10k": m(|r| r.collector_cpu_s_per_10k), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "peak_rss_mib": m(|r| r.peak_rss_mib),
                 "completed": completed, "delivered": delivered, "duplicates": runs.iter().map(|r| r.duplicates).sum::<u64>(), "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),

@@ -34,6 +34,7 @@ fn main() {
         Some("bench") => {
             setup();
             build();
+            build_stages();
             bench::run(rest);
         }
         Some("test") => {
@@ -164,8 +165,8 @@ fn wasm_release(package: &str) -> Command {
 /// benchmarks).
 fn build() {
     run(&mut wasm_release("moesif-envoy-wasm"));
-    // Test-only build: the crash switch, and queue block format 2 (reads 1 and 2) for rollout
-    // tests of mixed builds. Its own target dir keeps it apart from the release.
+    // Test-only build: the crash switch, and the next queue block format (it reads this one
+    // too) for rollout tests of mixed builds. Its own target dir keeps it apart from the release.
     run(wasm_release("moesif-envoy-wasm").args([
         "--features",
         "test-faults,test-format-next",
@@ -185,6 +186,21 @@ fn build() {
     let wasm = e2e::wasm_path();
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
     eprintln!("plugin: {} ({} KiB)", rel(&wasm), size / 1024);
+}
+
+/// The benchmark-only builds, each in its own target dir: the plugin's stage variants (the glue
+/// crate's `stage-*` features) and the empty filter that only makes a capture's host calls.
+fn build_stages() {
+    for stage in bench::STAGES {
+        let dir = format!("target/{stage}");
+        run(wasm_release("moesif-envoy-wasm").args(["--features", stage, "--target-dir", &dir]));
+    }
+    run(wasm_release("empty-filter").args([
+        "--features",
+        "calls",
+        "--target-dir",
+        "target/empty-filter-calls",
+    ]));
 }
 
 fn rel(p: &Path) -> String {
