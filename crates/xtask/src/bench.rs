@@ -591,7 +591,9 @@ fn report(
                 .fold((0, 0), |a, r| (a.0 + r.completed, a.1 + r.delivered));
             let errors: u64 = runs.iter().map(|r| r.errors).sum();
             let rps = m(|r| r.rps);
-            let beyond = floor_us.filter(|_| ci > 0 && c.name != FLOOR).map(|f| m(|r| r.cpu_us) - f);
+            let beyond = floor_us
+                .filter(|_| ci > 0 && c.name != FLOOR)
+                .map(|f| m(|r| r.cpu_us) - f);
             let plugin = c.captures;
             let dash = |v: f64, p: usize| {
                 if plugin {
