@@ -26,6 +26,7 @@ use crate::serve::Refusal;
 use crate::skim::skim_events;
 use crate::store::{EventFilter, Rejection, Store};
 use crate::validate::parse_events;
+use crate::viewer;
 
 /// Moesif's limit on one batch; also bounds what a decompressed body may grow to.
 const MAX_BATCH_BYTES: usize = 50 * 1024 * 1024;
@@ -59,6 +60,11 @@ impl Collector {
             rules: Mutex::new(rules),
             refusals,
         })
+    }
+
+    /// The store, for the viewer's queries.
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
     }
 
     fn document(&self, document: Document) -> &Mutex<Tagged> {
@@ -99,9 +105,12 @@ impl Collector {
         let Some(injected) = injected else {
             return self.handle(&headers, &wire, batch);
         };
+        let mut store = lock(&self.store);
+        store.count_fault(Target::Events);
         if injected.replaces_handling() {
-            lock(&self.store).reject(Rejection::Fault);
+            store.reject(Rejection::Fault);
         }
+        drop(store);
         faulted(&injected, || self.handle(&headers, &wire, batch))
     }
 
@@ -186,6 +195,7 @@ pub fn router(collector: Arc<Collector>) -> Router {
             get(|state| show_document(state, Document::Rules))
                 .post(|state, body| set_document(state, body, Document::Rules)),
         )
+        .merge(viewer::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .with_state(collector)
 }
@@ -243,6 +253,9 @@ async fn fetch(
         tokio::time::sleep(latency).await;
     }
     let injected = lock(&collector.faults).of(target).take();
+    if injected.is_some() {
+        lock(&collector.store).count_fault(target);
+    }
     let serve = || served(document, &lock(collector.document(document)));
     match injected {
         Some(injected) => faulted(&injected, serve),
@@ -443,7 +456,7 @@ fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     map
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 

@@ -38,6 +38,17 @@ pub enum Target {
     Rules,
 }
 
+impl Target {
+    /// The name a spec gives the target (`"events"`, `"config"`, `"rules"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Config => "config",
+            Self::Rules => "rules",
+        }
+    }
+}
+
 /// The body of `POST /_collector/faults` (and `--faults`); every field is optional, and a
 /// POST replaces the whole spec of its `target`, leaving the other targets' alone.
 ///
@@ -404,6 +415,16 @@ mod tests {
         garbage_body, FaultSpec, Faults, FaultsByTarget, Injected, Target, GARBAGE_BODY_LEN,
     };
     use axum::http::HeaderValue;
+
+    #[test]
+    fn target_names_are_the_spec_names() {
+        for target in [Target::Events, Target::Config, Target::Rules] {
+            assert_eq!(
+                serde_json::to_value(target).ok(),
+                Some(target.name().into())
+            );
+        }
+    }
 
     #[test]
     fn count_limits_the_status_fault() -> Result<(), String> {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::dedup::TransactionIds;
 use crate::documents::Document;
+use crate::faults::Target;
 
 /// Query of `GET /_collector/events`: exact-match filters, then the last `limit` events.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Store {
     last_headers: BTreeMap<String, String>,
     config_fetches: u64,
     rules_fetches: u64,
+    /// Answers an injected fault tampered with, by target: what a person watching the viewer
+    /// needs to tell a plugin retrying on its own from one retrying because it was told to.
+    faults_injected: BTreeMap<&'static str, u64>,
 }
 
 /// Where accepted events are kept.
@@ -88,6 +92,10 @@ impl Store {
             last_headers: BTreeMap::new(),
             config_fetches: 0,
             rules_fetches: 0,
+            faults_injected: [Target::Events, Target::Config, Target::Rules]
+                .into_iter()
+                .map(|target| (target.name(), 0))
+                .collect(),
         }
     }
 
@@ -161,6 +169,18 @@ impl Store {
         }
     }
 
+    /// Counts one answer an injected fault of `target` tampered with (whether it replaced the
+    /// answer or only changed it).
+    pub fn count_fault(&mut self, target: Target) {
+        *self.faults_injected.entry(target.name()).or_default() += 1;
+    }
+
+    /// Every stored event, oldest first: event number `n` (counted from 1, reset by
+    /// [`Store::clear`]) is at index `n - 1`. Empty when counting only.
+    pub fn recorded(&self) -> &[Value] {
+        self.recording.as_ref().map_or(&[], |r| &r.events)
+    }
+
     /// The stored events matching `filter`, oldest first; none when counting only.
     pub fn events(&self, filter: &EventFilter) -> Vec<&Value> {
         let Some(recording) = &self.recording else {
@@ -201,6 +221,7 @@ impl Store {
             "last_headers": self.last_headers,
             "config_fetches": self.config_fetches,
             "rules_fetches": self.rules_fetches,
+            "faults_injected": self.faults_injected,
             "count_only": self.is_count_only(),
         })
     }
@@ -228,6 +249,7 @@ mod tests {
 
     use super::{EventFilter, Rejection, Store};
     use crate::documents::Document;
+    use crate::faults::Target;
 
     fn event(tx: &str, user: &str) -> Value {
         json!({"transaction_id": tx, "user_id": user, "request": {}})
@@ -254,7 +276,12 @@ mod tests {
         store.count_fetch(Document::AppConfig);
         store.count_fetch(Document::Rules);
         store.count_fetch(Document::Rules);
+        store.count_fault(Target::Config);
         let stats = store.stats();
+        assert_eq!(
+            stats["faults_injected"],
+            json!({"events": 0, "config": 1, "rules": 0})
+        );
         assert_eq!(stats["config_fetches"], 1);
         assert_eq!(stats["rules_fetches"], 2);
         assert_eq!(stats["events"], 4);
@@ -273,8 +300,16 @@ mod tests {
             ..EventFilter::default()
         };
         assert_eq!(store.events(&filter).len(), 2);
+        let ids: Vec<&Value> = store
+            .recorded()
+            .iter()
+            .map(|e| &e["transaction_id"])
+            .collect();
+        assert_eq!(ids, ["a", "b", "a", "a"]);
         assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 4);
         store.clear()?;
+        assert!(store.recorded().is_empty());
+        assert_eq!(store.stats()["faults_injected"]["config"], 0);
         assert_eq!(store.stats()["events"], 0);
         assert_eq!(store.stats()["rules_fetches"], 0);
         assert_eq!(std::fs::read_to_string(&path)?, "");
@@ -292,6 +327,7 @@ mod tests {
         assert_eq!(stats["bytes_raw"], 9);
         assert_eq!(stats["count_only"], true);
         assert!(store.events(&EventFilter::default()).is_empty());
+        assert!(store.recorded().is_empty());
         assert!(store.clear().is_ok());
         assert_eq!(store.stats()["events"], 0);
         assert_eq!(store.stats()["count_only"], true);

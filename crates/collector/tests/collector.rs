@@ -573,9 +573,14 @@ fn fetch_counters_count_every_fetch_and_reset_with_the_events() -> TestResult {
     assert_eq!(fetch(&server, "/v1/rules")?.status, 500);
     assert_eq!(fetch(&server, "/v1/rules")?.status, 200);
     assert_eq!(counters(&server)?, (json!(3), json!(3)));
+    assert_eq!(
+        stats(&server)?["faults_injected"],
+        json!({"events": 0, "config": 0, "rules": 1})
+    );
     let cleared = send(ureq::delete(&server.url("/_collector/events")), b"")?;
     assert_eq!(cleared.status, 204);
     assert_eq!(counters(&server)?, (json!(0), json!(0)));
+    assert_eq!(stats(&server)?["faults_injected"]["rules"], 0);
     Ok(())
 }
 
@@ -1002,6 +1007,8 @@ fn garbage_200_still_stores_and_garbage_503_does_not() -> TestResult {
     let stats_now = stats(&server)?;
     assert_eq!(stats_now["events"], 4);
     assert_eq!(stats_now["rejected"]["fault"], 1);
+    // Both faulted answers: the one that stored and the one that did not.
+    assert_eq!(stats_now["faults_injected"]["events"], 2);
     assert_eq!(
         get(&server.url("/_collector/events?transaction_id=g4"))?.json()?,
         json!([])
@@ -1128,5 +1135,114 @@ fn unknown_paths_are_404() -> TestResult {
     let reply = get(&server.url("/v1/nope"))?;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.text(), r#"{"error":"not found"}"#);
+    Ok(())
+}
+
+/// An event as the plugin ships it, for the viewer's list.
+fn viewer_event(n: usize, user: &str, status: u16) -> Value {
+    json!({
+        "transaction_id": format!("v{n}"),
+        "user_id": user,
+        "company_id": "acme",
+        "request": {
+            "time": "2024-10-30T04:45:42.914Z",
+            "uri": format!("https://api.acme.com/items/{n}?key=*****"),
+            "verb": "GET",
+            "headers": {"authorization": "*****"}
+        },
+        "response": {"time": "2024-10-30T04:45:42.950Z", "status": status, "headers": {}},
+        "metadata": {"envoy": {"duration_ms": 36.5}}
+    })
+}
+
+#[test]
+fn viewer_page_and_its_paged_api() -> TestResult {
+    let (server, _) = Server::collector("viewer", &[])?;
+    let page = get(&server.url("/"))?;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some("default-src 'self'")
+    );
+    assert!(page.text().contains(r#"<tbody id="rows">"#));
+    for (path, content_type) in [
+        ("/viewer.js", "text/javascript; charset=utf-8"),
+        ("/viewer.css", "text/css; charset=utf-8"),
+    ] {
+        let asset = get(&server.url(path))?;
+        assert_eq!(asset.status, 200, "{path}");
+        assert_eq!(asset.header("content-type"), Some(content_type), "{path}");
+    }
+
+    let events: Vec<Value> = (1..=120)
+        .map(|n| viewer_event(n, if n % 4 == 0 { "ann" } else { "bob" }, 200))
+        .chain([viewer_event(121, "ann", 503)])
+        .collect();
+    assert_eq!(post_batch(&server, &events)?.status, 201);
+
+    let first = get(&server.url("/_collector/page"))?.json()?;
+    assert_eq!(
+        (first["total"].clone(), first["stored"].clone()),
+        (json!(121), json!(121))
+    );
+    assert_eq!(first["next_before"], 72);
+    let rows = first["rows"].as_array().ok_or("rows")?;
+    assert_eq!(rows.len(), 50);
+    assert_eq!(
+        rows[0],
+        json!({
+            "seq": 121, "time": "2024-10-30T04:45:42.914Z", "method": "GET",
+            "uri": "https://api.acme.com/items/121?key=*****", "status": 503,
+            "duration_ms": 36.5, "user": "ann", "company": "acme",
+            "request_bytes": 0, "response_bytes": 0,
+            "masked": ["request.uri?key", "request.headers.authorization"]
+        })
+    );
+
+    let ann = get(&server.url("/_collector/page?user=ann&status=2xx&path=&before=100&limit=3"))?
+        .json()?;
+    let seqs: Vec<&Value> = ann["rows"]
+        .as_array()
+        .ok_or("rows")?
+        .iter()
+        .map(|r| &r["seq"])
+        .collect();
+    assert_eq!(seqs, [96, 92, 88]);
+    assert_eq!(ann["total"], 30);
+    assert_eq!(ann["next_before"], 88);
+
+    let bad = get(&server.url("/_collector/page?status=9xx"))?;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("status `9xx`"), "{}", bad.text());
+    assert_eq!(get(&server.url("/_collector/page?nope=1"))?.status, 400);
+
+    assert_eq!(
+        get(&server.url("/_collector/event/121"))?.json()?,
+        events[120]
+    );
+    assert_eq!(get(&server.url("/_collector/event/1"))?.json()?, events[0]);
+    for missing in ["0", "122", "x"] {
+        let reply = get(&server.url(&format!("/_collector/event/{missing}")))?;
+        assert_eq!(
+            reply.status,
+            if missing == "x" { 400 } else { 404 },
+            "{missing}"
+        );
+    }
+
+    // Numbers start again from 1 once the store is cleared.
+    send(ureq::delete(&server.url("/_collector/events")), b"")?;
+    assert_eq!(
+        post_batch(&server, &[viewer_event(7, "cy", 201)])?.status,
+        201
+    );
+    let after = get(&server.url("/_collector/page"))?.json()?;
+    assert_eq!(after["rows"][0]["seq"], 1);
+    assert_eq!(after["rows"][0]["user"], "cy");
+    assert_eq!(get(&server.url("/_collector/event/2"))?.status, 404);
     Ok(())
 }

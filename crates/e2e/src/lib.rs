@@ -11,6 +11,7 @@
 
 pub mod accounting;
 pub mod bootstrap;
+pub mod browser;
 pub mod client;
 pub mod envoy;
 pub mod grpc;

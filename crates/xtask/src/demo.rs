@@ -1,11 +1,12 @@
 //! `cargo xtask demo`: Envoy with the plugin, the sample upstream and the local collector; a
-//! handful of varied calls; the captured events, printed readably. The collector plays
-//! Moesif's dashboard too: it samples `/health` at 0% and a governance rule blocks the user
-//! `mallory`.
+//! handful of varied calls; the captured events, printed readably and shown in the
+//! collector's event viewer. The collector plays Moesif's dashboard too: it samples `/health`
+//! at 0% and a governance rule blocks the user `mallory`. With `--keep` everything stays up
+//! for browsing until Ctrl-C.
 
 use e2e::client::{Call, Client};
 use e2e::envoy::{self, Mode};
-use e2e::process::wait_for;
+use e2e::process::{wait_for, Proc};
 use e2e::services::{start_collector, start_upstream};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -17,10 +18,10 @@ const DEMO_FILTER_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id
 const DEMO_JWT: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjYXJvbCIsImlhdCI6MTcwMDAwMDAwMH0.c2lnbmF0dXJl";
 
-pub fn run() {
+pub fn run(keep: bool) {
     let dir = e2e::scratch("demo");
-    let upstream = start_upstream(&dir);
-    let collector = start_collector(&dir);
+    let mut upstream = start_upstream(&dir);
+    let mut collector = start_collector(&dir);
     collector.set_app_config(&json!({
         "sample_rate": 100,
         "regex_config": [{"conditions": [{"path": "request.route", "value": "^/health"}], "sample_rate": 0}],
@@ -38,12 +39,16 @@ pub fn run() {
         upstream.port,
         collector.port,
     );
-    let envoy = envoy::start(&dir, &config);
+    let mut envoy = envoy::start(&dir, &config);
     // The shipper fetches the sample rates and rules at start; the filters read them on a tick.
     std::thread::sleep(Duration::from_secs(1));
     println!(
         "Envoy  http://127.0.0.1:{}  (admin {})",
         envoy.port, envoy.admin
+    );
+    println!(
+        "viewer http://127.0.0.1:{}/  (the events, live)",
+        collector.port
     );
     println!("files  {}\n", dir.display());
 
@@ -106,6 +111,28 @@ pub fn run() {
     println!("Envoy stats (wasmcustom.*):");
     for (name, value) in stats {
         println!("  {name:<40} {value}");
+    }
+    println!("\nevent viewer: http://127.0.0.1:{}/", collector.port);
+    if keep {
+        println!(
+            "Envoy http://127.0.0.1:{} and the viewer keep running; Ctrl-C stops them.",
+            envoy.port
+        );
+        keep_running(&mut [&mut envoy.proc, &mut collector.proc, &mut upstream.proc]);
+    }
+}
+
+/// Returns once one of `procs` has exited; dropping them then stops the others. Ctrl-C in
+/// the terminal reaches every process of the foreground group, these included.
+fn keep_running(procs: &mut [&mut Proc]) {
+    loop {
+        for proc in procs.iter_mut() {
+            if let Some(status) = proc.try_wait() {
+                println!("{} exited ({status}): stopping", proc.name);
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

