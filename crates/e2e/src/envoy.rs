@@ -166,6 +166,15 @@ pub fn start_json(dir: &Path, config: &Value) -> Envoy {
 }
 
 fn start_file(dir: &Path, name: &str, config: &str) -> Envoy {
+    start_file_with_workers(dir, name, config, 2)
+}
+
+/// Starts Envoy with `workers` worker threads (`--concurrency`; the others use 2).
+pub fn start_with_workers(dir: &Path, config: &str, workers: u32) -> Envoy {
+    start_file_with_workers(dir, "envoy.yaml", config, workers)
+}
+
+fn start_file_with_workers(dir: &Path, name: &str, config: &str, workers: u32) -> Envoy {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join(name);
     std::fs::write(&cfg, config).unwrap();
@@ -174,7 +183,8 @@ fn start_file(dir: &Path, name: &str, config: &str) -> Envoy {
     let mut cmd = Command::new(envoy_bin());
     cmd.arg("-c")
         .arg(&cfg)
-        .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+        .args(["--concurrency", &workers.to_string()])
+        .args(["--use-dynamic-base-id", "-l", "info"])
         .arg("--admin-address-path")
         .arg(&admin_file);
     let mut proc = Proc::spawn("envoy", cmd, &log);

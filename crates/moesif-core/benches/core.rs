@@ -188,11 +188,64 @@ fn benches(c: &mut Criterion) {
         )
     });
     g.finish();
+    gzip_levels(c);
     eprintln!(
         "sizes: record {} B msgpack, event {} B JSON",
         encoded.len(),
         event.len()
     );
+}
+
+/// The JSON array of a batch as the shipper builds it: 100 distinct calls (each its own
+/// transaction id, request id, times and client), half GET small, half POST 1 KB.
+fn real_batch() -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut out = b"[".to_vec();
+    for i in 0..100u64 {
+        let mut rec = if i % 2 == 0 {
+            get_record()
+        } else {
+            post_record()
+        };
+        rec.start_ns += (i * 7_919_000) as i64;
+        rec.duration_ns = rng.i64(100_000..5_000_000);
+        let request_id = Uuid::from_u128(rng.u128(..)).to_string();
+        let mut pairs = rec.request_headers.regular();
+        pairs.retain(|(n, _)| *n != "x-request-id");
+        pairs.push(("x-request-id", &request_id));
+        rec.request_headers = headers(&pairs);
+        rec.source_address = format!("10.1.{}.{}:{}", i % 7, i % 250, 40_000 + i);
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend(to_event_json(&rec, Uuid::from_u128(rng.u128(..))).unwrap());
+    }
+    out.push(b']');
+    out
+}
+
+/// Time and size per gzip level on a real batch: the shipper's level is chosen from these.
+fn gzip_levels(c: &mut Criterion) {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    let json = real_batch();
+    let gzip = |level: u32| {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::new(level));
+        enc.write_all(&json).unwrap();
+        enc.finish().unwrap()
+    };
+    let mut g = c.benchmark_group("gzip_real_batch_of_100");
+    g.throughput(Throughput::Elements(100));
+    for level in [1, 2, 3, 6] {
+        eprintln!(
+            "gzip level {level}: {} B JSON -> {} B ({:.1} B/event)",
+            json.len(),
+            gzip(level).len(),
+            gzip(level).len() as f64 / 100.0
+        );
+        g.bench_function(format!("level {level}"), |b| b.iter(|| gzip(level)));
+    }
+    g.finish();
 }
 
 criterion_group!(core, benches);

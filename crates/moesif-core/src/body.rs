@@ -77,11 +77,16 @@ impl BodyCapture {
         keep && len > 0
     }
 
-    /// Appends a chunk that [`BodyCapture::offer`] accepted.
-    pub fn push(&mut self, chunk: &[u8]) {
+    /// Appends a chunk that [`BodyCapture::offer`] accepted. The first is kept as it is, not
+    /// copied: most bodies come in one chunk.
+    pub fn push(&mut self, mut chunk: Vec<u8>) {
         let room = self.cap.saturating_sub(self.buf.len());
-        self.buf
-            .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        chunk.truncate(room);
+        if self.buf.is_empty() {
+            self.buf = chunk;
+        } else {
+            self.buf.extend_from_slice(&chunk);
+        }
     }
 
     pub fn finish(self) -> Body {
@@ -200,7 +205,7 @@ mod tests {
         let mut c = BodyCapture::new(cap);
         for chunk in chunks {
             if c.offer(chunk.len()) {
-                c.push(chunk);
+                c.push(chunk.to_vec());
             }
         }
         c.finish()

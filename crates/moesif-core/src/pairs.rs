@@ -104,9 +104,14 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.try_into().ok()?))
 }
 
-/// Valid UTF-8 is moved, not copied; anything else is replaced character by character.
+/// Invalid UTF-8 is replaced character by character.
 pub fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// [`lossy`] for bytes the caller owns: valid UTF-8 (the usual case) is moved, not copied.
+pub fn lossy_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| lossy(e.as_bytes()))
 }
 
 /// The encoding of `pairs`, as the host reads and writes it (a local reply's headers).

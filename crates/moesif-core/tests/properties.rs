@@ -148,7 +148,7 @@ proptest! {
         let total: usize = chunks.iter().map(Vec::len).sum();
         for chunk in &chunks {
             if c.offer(chunk.len()) {
-                c.push(chunk);
+                c.push(chunk.clone());
             }
         }
         match c.finish() {

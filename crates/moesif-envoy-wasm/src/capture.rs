@@ -120,7 +120,7 @@ impl Capture {
         let who = identify(&headers, &self.shared.policy.identity);
         // The peer's address (a host call) only when no forwarding header names the client.
         let ip = client_ip(&headers, "").or_else(|| {
-            let peer = host::string_property(&["source", "address"])?;
+            let peer = host::string_property("source\0address")?;
             client_ip::<&str>(&[], &peer)
         });
         SampleFacts {
@@ -174,7 +174,7 @@ fn take_chunk(capture: &mut Option<BodyCapture>, buffer: Buffer, size: usize) {
     if let Some(capture) = capture {
         if capture.offer(size) {
             if let Some(chunk) = host::buffer(buffer, 0, size) {
-                capture.push(&chunk);
+                capture.push(chunk);
             }
         }
     }
@@ -279,28 +279,27 @@ impl HttpContext for Capture {
             return;
         }
         let mut rec = std::mem::take(&mut self.record);
-        rec.start_ns = host::i64_property(&["request", "time"]).unwrap_or(0);
-        rec.duration_ns = host::i64_property(&["request", "duration"]).unwrap_or(0);
+        rec.start_ns = host::i64_property("request\0time").unwrap_or(0);
+        rec.duration_ns = host::i64_property("request\0duration").unwrap_or(0);
         // The event's client IP comes from the forwarding headers when they name one; the
         // peer's address is only read when they do not.
         if client_ip(&rec.request_headers.regular(), "").is_none() {
-            rec.source_address = host::string_property(&["source", "address"]).unwrap_or_default();
+            rec.source_address = host::string_property("source\0address").unwrap_or_default();
         }
-        rec.route_name = host::string_property(&["xds", "route_name"]).unwrap_or_default();
-        rec.cluster_name = host::string_property(&["xds", "cluster_name"]).unwrap_or_default();
+        rec.route_name = host::string_property("xds\0route_name").unwrap_or_default();
+        rec.cluster_name = host::string_property("xds\0cluster_name").unwrap_or_default();
         if self.shared.config.direction == DirectionSetting::Auto {
             // Envoy's enum: 0 unspecified, 1 inbound, 2 outbound.
-            rec.outbound = host::i64_property(&["xds", "listener_direction"]) == Some(2);
+            rec.outbound = host::i64_property("xds\0listener_direction") == Some(2);
         }
         rec.request_body = finish(&mut self.request_body);
         let status = self.status.or_else(|| {
-            host::i64_property(&["response", "code"])
+            host::i64_property("response\0code")
                 .and_then(|c| u16::try_from(c).ok())
                 .filter(|c| *c > 0)
         });
         if let Some(status) = status {
-            rec.upstream_address =
-                host::string_property(&["upstream", "address"]).unwrap_or_default();
+            rec.upstream_address = host::string_property("upstream\0address").unwrap_or_default();
             rec.response = Some(Response {
                 status,
                 headers: self.response_headers.take().unwrap_or_default(),

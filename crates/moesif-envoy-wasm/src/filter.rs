@@ -54,7 +54,7 @@ impl RootContext for FilterRoot {
         let queue_vm_id = config
             .queue_vm_id
             .clone()
-            .or_else(|| host::string_property(&["plugin_vm_id"]))
+            .or_else(|| host::string_property("plugin_vm_id"))
             .unwrap_or_default();
         host::set_tick_period_ms(config.batch_max_wait.clamp(1, 100));
         let shared = Shared::new(config, queue_vm_id);

@@ -208,27 +208,28 @@ pub fn header(kind: Map, name: &str) -> Option<String> {
         proxy_get_header_map_value(kind as u32, name.as_ptr(), name.len(), d, s)
     });
     match value {
-        Ok(Some(b)) => Some(pairs::lossy(&b)),
+        Ok(Some(b)) => Some(pairs::lossy_owned(b)),
         // Present but empty: the host returns no buffer.
         Ok(None) => None,
         Err(_) => None,
     }
 }
 
-pub fn bytes_property(path: &[&str]) -> Option<Vec<u8>> {
-    let serialized = path.join("\0");
-    // SAFETY: pointer and length of a live String; out-pointers to locals.
-    bytes_call(|d, s| unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), d, s) })
+/// A property by its path as the ABI takes it: the segments joined by NUL (`"request\0time"`),
+/// written so in the source, so that no call joins them at run time.
+pub fn bytes_property(path: &str) -> Option<Vec<u8>> {
+    // SAFETY: pointer and length of a live str; out-pointers to locals.
+    bytes_call(|d, s| unsafe { proxy_get_property(path.as_ptr(), path.len(), d, s) })
         .ok()
         .flatten()
 }
 
-pub fn string_property(path: &[&str]) -> Option<String> {
-    bytes_property(path).map(|b| pairs::lossy(&b))
+pub fn string_property(path: &str) -> Option<String> {
+    bytes_property(path).map(pairs::lossy_owned)
 }
 
 /// Envoy encodes integer properties (times, durations, codes) as 8 little-endian bytes.
-pub fn i64_property(path: &[&str]) -> Option<i64> {
+pub fn i64_property(path: &str) -> Option<i64> {
     let b = bytes_property(path)?;
     Some(i64::from_le_bytes(b.get(..8)?.try_into().ok()?))
 }

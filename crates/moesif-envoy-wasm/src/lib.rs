@@ -21,7 +21,7 @@ proxy_wasm::main! {{
     logging::init();
     // The SDK does not pass the root_id to the factory, so ask the host.
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        if host::string_property(&["plugin_root_id"]).as_deref() == Some(SHIPPER_ROOT_ID) {
+        if host::string_property("plugin_root_id").as_deref() == Some(SHIPPER_ROOT_ID) {
             Box::new(shipper::ShipperRoot::default())
         } else {
             Box::new(filter::FilterRoot::default())

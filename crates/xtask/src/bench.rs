@@ -13,6 +13,8 @@ pub struct Args {
     duration_s: u32,
     rounds: usize,
     connections: u32,
+    /// Envoy's worker threads (`--concurrency`).
+    workers: u32,
     micro: bool,
     compare: Option<(PathBuf, String, String)>,
     /// Only workloads / configs whose name contains one of these (all when empty).
@@ -25,6 +27,7 @@ impl Args {
             duration_s: 10,
             rounds: 3,
             connections: 32,
+            workers: 2,
             micro: true,
             compare: None,
             only: vec![],
@@ -45,6 +48,7 @@ impl Args {
                 "--connections" => {
                     a.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
                 }
+                "--workers" => a.workers = value().parse().unwrap_or_else(|_| usage("--workers N")),
                 "--skip-micro" => a.micro = false,
                 "--only" => a.only.push(value()),
                 "--compare-wasm" => wasm = Some(PathBuf::from(value())),
@@ -63,7 +67,7 @@ impl Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--skip-micro] [--only NAME]...\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
+        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--workers W] [--skip-micro] [--only NAME]...\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
     );
     std::process::exit(2)
 }
@@ -280,6 +284,8 @@ struct Run {
     errors: u64,
     /// Envoy's CPU time per completed request, all threads (the singleton's included).
     cpu_us: f64,
+    /// Share of the run that Envoy's main thread (where the singleton ships) was on a CPU.
+    main_busy: f64,
     collector_cpu_us: f64,
     peak_rss_mib: f64,
     completed: u64,
@@ -291,6 +297,8 @@ struct Run {
     raw_per_event: f64,
     /// Drops the plugin counted, by reason (ours only).
     dropped: Vec<(String, u64)>,
+    /// Events workers shipped themselves because the singleton's queue was full (ours only).
+    queue_full: u64,
 }
 
 pub fn run(args: &[String]) {
@@ -377,8 +385,15 @@ fn measure(
         .unwrap_or_else(|| (json!({"sample_rate": 100}), json!([])));
     collector.set_app_config(&app_config);
     collector.set_rules(&rules);
-    let envoy = envoy::start(dir, &envoy::render_with(&c.opts, upstream, collector.port));
-    let cpu_before = cpu_seconds(envoy.proc.pid());
+    let envoy = envoy::start_with_workers(
+        dir,
+        &envoy::render_with(&c.opts, upstream, collector.port),
+        args.workers,
+    );
+    let pid = envoy.proc.pid();
+    let cpu_before = cpu_seconds(pid);
+    let main_before = main_thread_cpu_seconds(pid);
+    let window = Instant::now();
     let collector_cpu_before = cpu_seconds(collector.proc.pid());
     let out = dir.join("wrk.json");
     let script = dir.join("wrk.lua");
@@ -406,7 +421,8 @@ fn measure(
         0
     };
     // After delivery: the shipping of the run's last events is part of its cost.
-    let cpu = cpu_seconds(envoy.proc.pid()) - cpu_before;
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let main_busy = (main_thread_cpu_seconds(pid) - main_before) / window.elapsed().as_secs_f64();
     // A request wrk sent just before it stopped may be counted by a busy worker only now.
     let completed = envoy.completed();
     let stats = collector.stats();
@@ -421,6 +437,7 @@ fn measure(
         p999_ms: us("p999"),
         errors: wrk["errors"].as_u64().unwrap_or(0),
         cpu_us: cpu / (completed.max(1) as f64) * 1e6,
+        main_busy,
         collector_cpu_us: (cpu_seconds(collector.proc.pid()) - collector_cpu_before)
             / (completed.max(1) as f64)
             * 1e6,
@@ -431,10 +448,12 @@ fn measure(
         wire_per_event: stats["bytes_wire"].as_f64().unwrap_or(0.0) / events,
         raw_per_event: stats["bytes_raw"].as_f64().unwrap_or(0.0) / events,
         dropped: vec![],
+        queue_full: 0,
     };
     // Our plugin counts what it drops, and why; another plugin's losses show as the gap.
     if c.ours {
         let s = envoy.plugin_stats();
+        run.queue_full = s.get("moesif_events_queue_full").copied().unwrap_or(0);
         for (k, v) in s.iter().filter(|(k, v)| k.contains("dropped") && **v > 0) {
             run.dropped.push((
                 k.trim_start_matches("moesif_events_dropped_").to_string(),
@@ -508,7 +527,16 @@ end
 
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// Those of a process's main thread (its thread id is the process id).
+fn main_thread_cpu_seconds(pid: u32) -> f64 {
+    stat_cpu_seconds(&format!("/proc/{pid}/task/{pid}/stat"))
+}
+
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<f64> = rest
@@ -544,6 +572,12 @@ fn delivery(delivered: u64, completed: u64, runs: &[Run]) -> String {
         }
     }
     let drops: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    let overflow: u64 = runs.iter().map(|r| r.queue_full).sum();
+    let dup = if overflow > 0 {
+        format!("{dup} ({overflow} shipped by workers: queue full)")
+    } else {
+        dup
+    };
     if drops.is_empty() {
         format!("{delivered} / {completed}{dup}")
     } else {
@@ -574,10 +608,10 @@ fn report(
         })
         .unwrap_or_default();
     let mut md = format!(
-        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency 2`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
-        args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
+        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency {}`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
+        args.workers, args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | main thread busy | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let floor = configs.iter().position(|c| c.name == FLOOR);
     let mut json_rows = vec![];
     for (wi, w) in workloads.iter().enumerate() {
@@ -603,17 +637,17 @@ fn report(
                 }
             };
             md.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.1} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.0} | {} | {} | {} |\n",
                 w.name, c.name, beyond.map_or("-".into(), |b| format!("**{b:.1}**")), m(|r| r.cpu_us),
                 rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
-                dash(m(|r| r.collector_cpu_us), 1), m(|r| r.peak_rss_mib),
+                dash(m(|r| r.collector_cpu_us), 1), m(|r| r.main_busy) * 100.0, m(|r| r.peak_rss_mib),
                 if plugin { delivery(delivered, completed, runs) } else { "-".into() },
                 dash(m(|r| r.wire_per_event), 0), dash(m(|r| r.raw_per_event), 0),
             ));
             json_rows.push(json!({
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
-                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "main_thread_busy": m(|r| r.main_busy), "peak_rss_mib": m(|r| r.peak_rss_mib),
                 "completed": completed, "delivered": delivered, "duplicates": runs.iter().map(|r| r.duplicates).sum::<u64>(), "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
@@ -622,6 +656,6 @@ fn report(
     }
     (
         md,
-        json!({"duration_s": args.duration_s, "rounds": args.rounds, "connections": args.connections, "cpu": cpu, "results": json_rows}),
+        json!({"workers": args.workers, "duration_s": args.duration_s, "rounds": args.rounds, "connections": args.connections, "cpu": cpu, "results": json_rows}),
     )
 }
