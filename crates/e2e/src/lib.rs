@@ -71,12 +71,12 @@ pub fn test_build_wasm_path() -> PathBuf {
     root().join("target/test-build/wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }
 
-/// A benchmark-only stage variant of the plugin (by `cargo xtask bench`): `stage` is one of the
-/// glue crate's `stage-*` features, which stop the plugin after that stage.
-pub fn stage_wasm_path(stage: &str) -> PathBuf {
+/// A benchmark-only variant of the plugin (by `cargo xtask bench`), built with `features` of
+/// the glue crate (`stage-*`, which stop the plugin after that stage, and `codec-crates`).
+pub fn stage_wasm_path(features: &str) -> PathBuf {
     root()
         .join("target")
-        .join(stage)
+        .join(features.replace(',', "+"))
         .join("wasm32-wasip1/release/moesif_envoy_wasm_plugin.wasm")
 }
 

@@ -92,6 +92,23 @@ impl<'a> Opened<'a> {
     pub fn records(&self) -> impl Iterator<Item = Result<RecordRef<'a>, Error>> {
         RecordRef::decode_all(self.records).take(usize::try_from(self.declared).unwrap_or(0))
     }
+
+    /// [`Opened::records`] as rmp-serde reads them into owned records (`codec-crates` build).
+    #[cfg(feature = "codec-crates")]
+    pub fn owned_records(&self) -> impl Iterator<Item = Result<Record, Error>> + 'a {
+        use serde::Deserialize;
+        let mut rest = self.records;
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || rest.is_empty() {
+                return None;
+            }
+            let rec = Record::deserialize(&mut rmp_serde::Deserializer::new(&mut rest));
+            failed = rec.is_err();
+            Some(rec)
+        })
+        .take(usize::try_from(self.declared).unwrap_or(0))
+    }
 }
 
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Header handling: the Moesif header map, and the client's IP.
 
 use crate::json;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(any(test, feature = "testing", feature = "codec-crates"))]
 use serde::ser::{Serialize, Serializer};
 use std::net::{IpAddr, SocketAddr};
 
@@ -92,7 +92,7 @@ impl<S: AsRef<str>> HeaderMap<'_, S> {
     }
 }
 
-#[cfg(any(test, feature = "testing"))]
+#[cfg(any(test, feature = "testing", feature = "codec-crates"))]
 impl<S: AsRef<str>> Serialize for HeaderMap<'_, S> {
     fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
         match self.merged() {

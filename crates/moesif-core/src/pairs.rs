@@ -76,10 +76,17 @@ impl RawHeaders {
 }
 
 /// rmp-serde writes it as bin, as the record's writer does (tests compare the two).
-#[cfg(any(test, feature = "testing"))]
+#[cfg(any(test, feature = "testing", feature = "codec-crates"))]
 impl serde::Serialize for RawHeaders {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.0)
+    }
+}
+
+#[cfg(feature = "codec-crates")]
+impl<'de> serde::Deserialize<'de> for RawHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_bytes::ByteBuf::deserialize(deserializer).map(|b| RawHeaders(b.into_vec()))
     }
 }
 

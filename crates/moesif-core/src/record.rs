@@ -9,6 +9,9 @@
 //! shipper decodes every captured call on Envoy's main thread, and copying each header into its
 //! own `String` cost more than writing the event did). Tests check both against rmp-serde.
 
+// The `codec-crates` benchmark build writes with rmp-serde: the writer below goes unused there.
+#![cfg_attr(feature = "codec-crates", allow(dead_code))]
+
 use crate::body::{Body, BodyRef};
 use crate::pairs::{self, RawHeaders};
 use rmp::Marker;
@@ -19,7 +22,8 @@ use rmp_serde::encode::Error as EncodeError;
 ///
 /// The field order is the wire format: [`Writer::record`] and [`Reader::record`] follow it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[cfg_attr(any(test, feature = "codec-crates"), derive(serde::Serialize))]
+#[cfg_attr(feature = "codec-crates", derive(serde::Deserialize))]
 pub struct Record {
     /// Envoy's `request.time`, nanoseconds since the Unix epoch.
     pub start_ns: i64,
@@ -54,7 +58,8 @@ pub struct Record {
 
 /// The response half of a [`Record`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[cfg_attr(any(test, feature = "codec-crates"), derive(serde::Serialize))]
+#[cfg_attr(feature = "codec-crates", derive(serde::Deserialize))]
 pub struct Response {
     pub status: u16,
     /// Response headers as the host serialized them (`:status` too: readers leave it out).
@@ -112,6 +117,10 @@ impl Record {
     /// Appends the encoding to `out`: records are self-delimiting, so several can share one
     /// queue message. Fails only for a string or body over 4 GiB, leaving part of it in `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        // The benchmark build that measures what the hand-written writer saves.
+        #[cfg(feature = "codec-crates")]
+        return rmp_serde::encode::write(out, self);
+        #[cfg(not(feature = "codec-crates"))]
         Writer(out).record(self)
     }
 

@@ -17,7 +17,8 @@ pub struct Args {
     workers: u32,
     micro: bool,
     compare: Option<(PathBuf, String, String)>,
-    /// Only workloads / configs whose name contains one of these (all when empty).
+    /// Only workloads named exactly so, and configs whose name contains one of these (all
+    /// when empty).
     only: Vec<String>,
 }
 
@@ -134,7 +135,17 @@ struct Config {
     /// The app config and governance rules the collector serves during its runs (Moesif's
     /// defaults when `None`: sample everything, no rules).
     remote: Option<(Value, Value)>,
+    /// The workloads it runs on (all when `None`), to keep a full run under an hour.
+    only_on: Option<&'static [&'static str]>,
 }
+
+/// The workloads with a cost target, where the stage breakdown runs.
+const TARGETS: &[&str] = &[
+    "GET small",
+    "GET 1 KB JSON",
+    "POST 1 KB JSON",
+    "GET direct_response",
+];
 
 fn configs(args: &Args) -> Vec<Config> {
     let mut v = vec![
@@ -144,6 +155,7 @@ fn configs(args: &Args) -> Vec<Config> {
             ours: false,
             captures: false,
             remote: None,
+            only_on: None,
         },
         Config {
             name: "(b) this plugin, singleton".into(),
@@ -151,6 +163,7 @@ fn configs(args: &Args) -> Vec<Config> {
             ours: true,
             captures: true,
             remote: None,
+            only_on: None,
         },
         Config {
             name: "(c) this plugin, fallback".into(),
@@ -158,6 +171,7 @@ fn configs(args: &Args) -> Vec<Config> {
             ours: true,
             captures: true,
             remote: None,
+            only_on: None,
         },
     ];
     if let Some((wasm, config, root_id)) = &args.compare {
@@ -172,6 +186,7 @@ fn configs(args: &Args) -> Vec<Config> {
             ours: false,
             captures: true,
             remote: None,
+            only_on: None,
         });
     }
     v.push(Config {
@@ -180,6 +195,11 @@ fn configs(args: &Args) -> Vec<Config> {
         ours: true,
         captures: true,
         remote: None,
+        only_on: Some(&[
+            "GET small",
+            "POST 1 KB JSON + JWT",
+            "GET direct_response, skip rule",
+        ]),
     });
     v.push(Config {
         name: "(g) this plugin, singleton, Moesif sample_rate 10".into(),
@@ -187,6 +207,7 @@ fn configs(args: &Args) -> Vec<Config> {
         ours: true,
         captures: true,
         remote: Some((json!({"sample_rate": 10}), json!([]))),
+        only_on: Some(&["GET small"]),
     });
     v.push(Config {
         name: "(h) this plugin, singleton, governance on, 100 rules".into(),
@@ -194,17 +215,21 @@ fn configs(args: &Args) -> Vec<Config> {
         ours: true,
         captures: true,
         remote: Some(governance_documents()),
+        only_on: Some(&["GET small"]),
     });
     for (stage, what) in STAGES.iter().zip(STAGE_NAMES) {
         let wasm = e2e::stage_wasm_path(stage);
+        // Only the codec build ships; the stage builds stop before that.
+        let ships = !stage.contains("stage-");
         v.push(Config {
             name: what.into(),
             opts: Options::new(Mode::Singleton)
                 .filter_plugin(wasm.clone(), "moesif_api_root_id")
                 .shipper_wasm(wasm),
-            ours: false,
-            captures: false,
+            ours: ships,
+            captures: ships,
             remote: None,
+            only_on: Some(TARGETS),
         });
     }
     v.push(Config {
@@ -215,6 +240,7 @@ fn configs(args: &Args) -> Vec<Config> {
         ours: false,
         captures: false,
         remote: None,
+        only_on: Some(TARGETS),
     });
     v.push(Config {
         name: FLOOR.into(),
@@ -224,15 +250,24 @@ fn configs(args: &Args) -> Vec<Config> {
         ours: false,
         captures: false,
         remote: None,
+        only_on: None,
     });
     v
 }
 
-/// The glue crate's benchmark-only features, each a build that stops after one stage.
-pub const STAGES: [&str; 2] = ["stage-capture", "stage-enqueue"];
-const STAGE_NAMES: [&str; 2] = [
+/// The glue crate's benchmark-only features: builds that stop after one stage, and one with
+/// the crates' codecs in place of the hand-written ones.
+pub const STAGES: [&str; 4] = [
+    "stage-capture",
+    "stage-enqueue",
+    "stage-enqueue,codec-crates",
+    "codec-crates",
+];
+const STAGE_NAMES: [&str; 4] = [
     "(s1) stage: capture only (host calls, record built, then dropped)",
     "(s2) stage: + record encode and enqueue (the singleton discards)",
+    "(s2-crates) as (s2), records written by rmp-serde",
+    "(b-crates) as (b), records by rmp-serde, events by serde_json",
 ];
 
 /// The config every other one's cost is measured from.
@@ -330,16 +365,21 @@ pub fn run(args: &[String]) {
         .map(|(_, c)| c)
         .collect();
     let all = workloads();
-    let any_workload = all.iter().any(|w| keep(w.name));
+    // Workloads by exact name ("GET small" is not "GET small, fixed load").
+    let named = |w: &Workload| args.only.iter().any(|o| o == w.name);
+    let any_workload = all.iter().any(named);
     let workloads: Vec<Workload> = all
         .into_iter()
-        .filter(|w| !any_workload || keep(w.name))
+        .filter(|w| !any_workload || named(w))
         .collect();
     // results[config][workload] = runs
     let mut results = vec![vec![Vec::<Run>::new(); workloads.len()]; configs.len()];
     for round in 0..args.rounds {
         for (wi, w) in workloads.iter().enumerate() {
             for (ci, c) in configs.iter().enumerate() {
+                if c.only_on.is_some_and(|on| !on.contains(&w.name)) {
+                    continue;
+                }
                 let run_dir = dir.join(format!("r{round}-w{wi}-c{ci}"));
                 std::fs::create_dir_all(&run_dir).unwrap();
                 let r = measure(&args, &run_dir, c, w, upstream.port, &collector);
@@ -619,6 +659,9 @@ fn report(
         let floor_us = floor.map(|f| median(results[f][wi].iter().map(|r| r.cpu_us).collect()));
         for (ci, c) in configs.iter().enumerate() {
             let runs = &results[ci][wi];
+            if runs.is_empty() {
+                continue;
+            }
             let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
             let (completed, delivered): (u64, u64) = runs
                 .iter()
