@@ -6,15 +6,14 @@ use std::borrow::Cow;
 use std::io::Read;
 
 /// What was kept of one request or response body.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(any(test, feature = "codec-crates"), derive(serde::Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "codec-crates", derive(serde::Deserialize))]
 pub enum Body {
     /// No body bytes were seen.
     #[default]
     Empty,
     /// The whole body, at most `max_body_size` bytes.
-    Captured(#[cfg_attr(any(test, feature = "codec-crates"), serde(with = "serde_bytes"))] Vec<u8>),
+    Captured(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The body was larger than `max_body_size`; only its size is known.
     Omitted(u64),
 }

@@ -75,8 +75,7 @@ impl RawHeaders {
     }
 }
 
-/// rmp-serde writes it as bin, as the record's writer does (tests compare the two).
-#[cfg(any(test, feature = "testing", feature = "codec-crates"))]
+/// As bin: one MessagePack string of bytes.
 impl serde::Serialize for RawHeaders {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.0)

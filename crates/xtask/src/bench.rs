@@ -256,18 +256,12 @@ fn configs(args: &Args) -> Vec<Config> {
 }
 
 /// The glue crate's benchmark-only features: builds that stop after one stage, and one with
-/// the crates' codecs in place of the hand-written ones.
-pub const STAGES: [&str; 4] = [
-    "stage-capture",
-    "stage-enqueue",
-    "stage-enqueue,codec-crates",
-    "codec-crates",
-];
-const STAGE_NAMES: [&str; 4] = [
+/// the crates' reader and event writer in place of the hand-written ones.
+pub const STAGES: [&str; 3] = ["stage-capture", "stage-enqueue", "codec-crates"];
+const STAGE_NAMES: [&str; 3] = [
     "(s1) stage: capture only (host calls, record built, then dropped)",
     "(s2) stage: + record encode and enqueue (the singleton discards)",
-    "(s2-crates) as (s2), records written by rmp-serde",
-    "(b-crates) as (b), records by rmp-serde, events by serde_json",
+    "(b-crates) as (b), records read by rmp-serde, events by serde_json",
 ];
 
 /// The config every other one's cost is measured from.
