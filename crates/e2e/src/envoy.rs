@@ -156,25 +156,21 @@ pub struct Envoy {
 
 /// Starts Envoy on `config` (a rendered YAML) and waits until its listener is up.
 pub fn start(dir: &Path, config: &str) -> Envoy {
-    start_file(dir, "envoy.yaml", config)
+    start_with_workers(dir, config, 2)
 }
 
 /// Starts Envoy on a config built as JSON (Envoy reads JSON bootstraps too).
 pub fn start_json(dir: &Path, config: &Value) -> Envoy {
     std::fs::create_dir_all(dir).unwrap();
-    start_file(dir, "envoy.json", &config.to_string())
-}
-
-fn start_file(dir: &Path, name: &str, config: &str) -> Envoy {
-    start_file_with_workers(dir, name, config, 2)
+    start_file(dir, "envoy.json", &config.to_string(), 2)
 }
 
 /// Starts Envoy with `workers` worker threads (`--concurrency`; the others use 2).
 pub fn start_with_workers(dir: &Path, config: &str, workers: u32) -> Envoy {
-    start_file_with_workers(dir, "envoy.yaml", config, workers)
+    start_file(dir, "envoy.yaml", config, workers)
 }
 
-fn start_file_with_workers(dir: &Path, name: &str, config: &str, workers: u32) -> Envoy {
+fn start_file(dir: &Path, name: &str, config: &str, workers: u32) -> Envoy {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = dir.join(name);
     std::fs::write(&cfg, config).unwrap();

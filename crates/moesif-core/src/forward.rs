@@ -15,8 +15,8 @@ use rmp_serde::decode::Error;
 const MAGIC: u8 = 0xB7;
 const HEADER_LEN: usize = 10;
 
-/// The block format this build writes (3: header maps as the host serialized them). (The `test-format-next` build pretends the format
-/// changed, to test rollouts of mixed builds.)
+/// The block format this build writes (3: header maps as the host serialized them). (The
+/// `test-format-next` build pretends the format changed, to test rollouts of mixed builds.)
 pub const FORMAT: u8 = if cfg!(feature = "test-format-next") {
     4
 } else {

@@ -123,12 +123,17 @@ pub fn client_ip<S: AsRef<str>>(headers: &[(S, S)], peer: &str) -> Option<String
 
 /// [`client_ip`] before it becomes text, for owned or borrowed headers.
 pub(crate) fn client_ip_addr<S: AsRef<str>>(headers: &[(S, S)], peer: &str) -> Option<IpAddr> {
+    forwarded_ip(headers).or_else(|| parse_ip(peer))
+}
+
+/// The client's IP as the forwarding headers name it, if one does (then the peer's address
+/// is not needed).
+pub fn forwarded_ip<S: AsRef<str>>(headers: &[(S, S)]) -> Option<IpAddr> {
     CLIENT_IP_HEADERS
         .iter()
         .filter_map(|h| find(headers, h))
         .flat_map(|v| v.split(','))
         .find_map(parse_forwarded_ip)
-        .or_else(|| parse_ip(peer))
 }
 
 /// An IP from `ip`, `ip:port`, `[v6]:port`, or a `Forwarded` element like `for="[v6]:port"`.

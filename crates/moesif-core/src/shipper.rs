@@ -4,7 +4,6 @@
 
 use crate::batch::{Batch, Batcher};
 use crate::config::Config;
-#[cfg(not(feature = "codec-crates"))]
 use crate::event::write_event_json;
 use crate::forward::{self, Block, Forwarder, Unreadable};
 use crate::ids::IdGen;
@@ -205,16 +204,10 @@ impl Shipper {
         if why == Local::FormatUnsupported {
             self.counts.add(Counter::EventsFormatUnsupported, 1);
         }
-        #[cfg_attr(feature = "codec-crates", allow(unused_variables))]
         let policy = Rc::clone(&self.own_policy);
         let view = rec.view();
-        #[cfg(not(feature = "codec-crates"))]
         self.accept(view.is_shippable(), now_ms, |out, id| {
             write_event_json(&view, id, &policy, out)
-        });
-        #[cfg(feature = "codec-crates")]
-        self.accept(view.is_shippable(), now_ms, |out, id| {
-            crate::serde_event::write_event(rec, id, out)
         });
     }
 

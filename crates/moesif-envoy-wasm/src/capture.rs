@@ -7,7 +7,7 @@ use moesif_core::app_config::{self, AppConfig, Rate};
 use moesif_core::body::BodyCapture;
 use moesif_core::config::DirectionSetting;
 use moesif_core::governance::{Call, Cohorts};
-use moesif_core::headers::client_ip;
+use moesif_core::headers::{client_ip, forwarded_ip};
 use moesif_core::identity::identify;
 use moesif_core::pairs::RawHeaders;
 use moesif_core::record::{Record, Response};
@@ -118,11 +118,8 @@ impl Capture {
     fn facts(&self) -> SampleFacts {
         let headers = self.record.request_headers.regular();
         let who = identify(&headers, &self.shared.policy.identity);
-        // The peer's address (a host call) only when no forwarding header names the client.
-        let ip = client_ip(&headers, "").or_else(|| {
-            let peer = host::string_property("source\0address")?;
-            client_ip::<&str>(&[], &peer)
-        });
+        let peer = peer_unless_forwarded(&headers);
+        let ip = client_ip(&headers, peer.as_deref().unwrap_or_default());
         SampleFacts {
             ip,
             user: who.user_id,
@@ -162,6 +159,15 @@ impl Capture {
         self.record = Record::default();
         self.shared.count(why);
     }
+}
+
+/// The peer's address (a host call), only when no forwarding header names the client: the
+/// client IP comes from that header then.
+fn peer_unless_forwarded(headers: &[(&str, &str)]) -> Option<String> {
+    if forwarded_ip(headers).is_some() {
+        return None;
+    }
+    host::string_property("source\0address")
 }
 
 /// The path without its query string.
@@ -281,11 +287,8 @@ impl HttpContext for Capture {
         let mut rec = std::mem::take(&mut self.record);
         rec.start_ns = host::i64_property("request\0time").unwrap_or(0);
         rec.duration_ns = host::i64_property("request\0duration").unwrap_or(0);
-        // The event's client IP comes from the forwarding headers when they name one; the
-        // peer's address is only read when they do not.
-        if client_ip(&rec.request_headers.regular(), "").is_none() {
-            rec.source_address = host::string_property("source\0address").unwrap_or_default();
-        }
+        rec.source_address =
+            peer_unless_forwarded(&rec.request_headers.regular()).unwrap_or_default();
         rec.route_name = host::string_property("xds\0route_name").unwrap_or_default();
         rec.cluster_name = host::string_property("xds\0cluster_name").unwrap_or_default();
         if self.shared.config.direction == DirectionSetting::Auto {
