@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 pub struct Args {
     duration_s: u32,
+    /// Load before each measured run, not measured: V8 tiers the module's hot code up to
+    /// optimized code in the first seconds (CPU that grows with the module's size), and
+    /// connections and pools are set up.
+    warmup_s: u32,
     rounds: usize,
     connections: u32,
     /// Envoy's worker threads (`--concurrency`).
@@ -26,6 +30,7 @@ impl Args {
     pub fn parse(args: &[String]) -> Args {
         let mut a = Args {
             duration_s: 10,
+            warmup_s: 2,
             rounds: 3,
             connections: 32,
             workers: 2,
@@ -45,6 +50,7 @@ impl Args {
                 "--duration" => {
                     a.duration_s = value().parse().unwrap_or_else(|_| usage("--duration N"))
                 }
+                "--warmup" => a.warmup_s = value().parse().unwrap_or_else(|_| usage("--warmup S")),
                 "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
                 "--connections" => {
                     a.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
@@ -68,7 +74,7 @@ impl Args {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "{msg}\nusage: cargo xtask bench [--duration S] [--rounds N] [--connections C] [--workers W] [--skip-micro] [--only NAME]...\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
+        "{msg}\nusage: cargo xtask bench [--duration S] [--warmup S] [--rounds N] [--connections C] [--workers W] [--skip-micro] [--only NAME]...\n       [--compare-wasm PATH --compare-config JSON [--compare-root-id ID]]"
     );
     std::process::exit(2)
 }
@@ -315,6 +321,8 @@ struct Run {
     cpu_us: f64,
     /// Share of the run that Envoy's main thread (where the singleton ships) was on a CPU.
     main_busy: f64,
+    /// Envoy's main thread CPU time per completed request: the singleton's shipping.
+    main_us: f64,
     collector_cpu_us: f64,
     peak_rss_mib: f64,
     completed: u64,
@@ -425,29 +433,22 @@ fn measure(
         args.workers,
     );
     let pid = envoy.proc.pid();
+    let script = dir.join("wrk.lua");
+    let out = dir.join("wrk.json");
+    if args.warmup_s > 0 {
+        std::fs::write(&script, lua(w, &dir.join("warmup.json"))).unwrap();
+        wrk(args, args.warmup_s, &script, &envoy.url(w.path));
+        if c.captures {
+            wait_delivered(collector, || envoy.completed());
+        }
+    }
+    let completed_before = envoy.completed();
     let cpu_before = cpu_seconds(pid);
     let main_before = main_thread_cpu_seconds(pid);
     let window = Instant::now();
     let collector_cpu_before = cpu_seconds(collector.proc.pid());
-    let out = dir.join("wrk.json");
-    let script = dir.join("wrk.lua");
     std::fs::write(&script, lua(w, &out)).unwrap();
-    let status = Command::new("wrk")
-        .args([
-            "-t",
-            "2",
-            "-c",
-            &args.connections.to_string(),
-            "-d",
-            &format!("{}s", args.duration_s),
-        ])
-        .arg("-s")
-        .arg(&script)
-        .arg(envoy.url(w.path))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("wrk not found: run `cargo xtask setup`");
-    assert!(status.success(), "wrk failed");
+    wrk(args, args.duration_s, &script, &envoy.url(w.path));
     let wrk: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let delivered = if c.captures {
         wait_delivered(collector, || envoy.completed())
@@ -456,9 +457,11 @@ fn measure(
     };
     // After delivery: the shipping of the run's last events is part of its cost.
     let cpu = cpu_seconds(pid) - cpu_before;
-    let main_busy = (main_thread_cpu_seconds(pid) - main_before) / window.elapsed().as_secs_f64();
+    let main_cpu = main_thread_cpu_seconds(pid) - main_before;
+    let main_busy = main_cpu / window.elapsed().as_secs_f64();
     // A request wrk sent just before it stopped may be counted by a busy worker only now.
     let completed = envoy.completed();
+    let measured = completed.saturating_sub(completed_before).max(1) as f64;
     let stats = collector.stats();
     let events = stats["events"].as_f64().unwrap_or(0.0).max(1.0);
     let requests = wrk["requests"].as_f64().unwrap_or(0.0);
@@ -470,10 +473,10 @@ fn measure(
         p99_ms: us("p99"),
         p999_ms: us("p999"),
         errors: wrk["errors"].as_u64().unwrap_or(0),
-        cpu_us: cpu / (completed.max(1) as f64) * 1e6,
+        cpu_us: cpu / measured * 1e6,
         main_busy,
-        collector_cpu_us: (cpu_seconds(collector.proc.pid()) - collector_cpu_before)
-            / (completed.max(1) as f64)
+        main_us: main_cpu / measured * 1e6,
+        collector_cpu_us: (cpu_seconds(collector.proc.pid()) - collector_cpu_before) / measured
             * 1e6,
         peak_rss_mib: peak_rss(&envoy) as f64 / (1 << 20) as f64,
         completed,
@@ -498,6 +501,20 @@ fn measure(
     drop(envoy);
     quiesce(collector);
     run
+}
+
+/// Runs wrk for `secs` against `url` with the request script `script`.
+fn wrk(args: &Args, secs: u32, script: &Path, url: &str) {
+    let status = Command::new("wrk")
+        .args(["-t", "2", "-c", &args.connections.to_string()])
+        .args(["-d", &format!("{secs}s")])
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("wrk not found: run `cargo xtask setup`");
+    assert!(status.success(), "wrk failed");
 }
 
 /// Waits until the collector's event count has not moved for 500 ms (at most 5 s), so a batch
@@ -642,10 +659,10 @@ fn report(
         })
         .unwrap_or_default();
     let mut md = format!(
-        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency {}`, wrk `-t2 -c{}` for {} s per run, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
-        args.workers, args.connections, args.duration_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
+        "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency {}`, wrk `-t2 -c{}` for {} s per run after {} s of warm-up, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
+        args.workers, args.connections, args.duration_s, args.warmup_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | main thread busy | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req (rounds' range) | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | main thread busy | main thread CPU µs/req | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let floor = configs.iter().position(|c| c.name == FLOOR);
     let mut json_rows = vec![];
     for (wi, w) in workloads.iter().enumerate() {
@@ -673,21 +690,24 @@ fn report(
                     "-".into()
                 }
             };
+            let (lo, hi) = runs.iter().fold((f64::MAX, 0f64), |(lo, hi), r| {
+                (lo.min(r.cpu_us), hi.max(r.cpu_us))
+            });
             md.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.0} | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.1} ({lo:.1}–{hi:.1}) | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.1} | {:.0} | {} | {} | {} |\n",
                 w.name, c.name, beyond.map_or("-".into(), |b| format!("**{b:.1}**")), m(|r| r.cpu_us),
                 rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
-                dash(m(|r| r.collector_cpu_us), 1), m(|r| r.main_busy) * 100.0, m(|r| r.peak_rss_mib),
+                dash(m(|r| r.collector_cpu_us), 1), m(|r| r.main_busy) * 100.0, m(|r| r.main_us), m(|r| r.peak_rss_mib),
                 if plugin { delivery(delivered, completed, runs) } else { "-".into() },
                 dash(m(|r| r.wire_per_event), 0), dash(m(|r| r.raw_per_event), 0),
             ));
             json_rows.push(json!({
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
-                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "main_thread_busy": m(|r| r.main_busy), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "main_thread_busy": m(|r| r.main_busy), "main_thread_cpu_us_per_request": m(|r| r.main_us), "peak_rss_mib": m(|r| r.peak_rss_mib),
                 "completed": completed, "delivered": delivered, "duplicates": runs.iter().map(|r| r.duplicates).sum::<u64>(), "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
-                "rounds": runs.iter().map(|r| json!({"rps": r.rps, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
+                "rounds": runs.iter().map(|r| json!({"rps": r.rps, "cpu_us": r.cpu_us, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
             }));
         }
     }
