@@ -25,6 +25,8 @@ pub mod record;
 pub mod remote;
 pub mod retry;
 pub mod route;
+#[cfg(feature = "testing")]
+pub mod samples;
 #[cfg(any(test, feature = "codec-crates"))]
 pub mod serde_event;
 pub mod shipper;

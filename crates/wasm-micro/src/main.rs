@@ -1,0 +1,93 @@
+//! Times the plugin's per-event work as one program, built for wasm32-wasip1 and run in V8 by
+//! node (the engine Envoy runs the plugin in), and built natively: the criterion benchmarks
+//! only show the native figure, while the shipper pays the wasm one on Envoy's main thread.
+//! Prints one `name<TAB>µs per event` line per measurement.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use moesif_core::batch::Batcher;
+use moesif_core::body::{json_text, write_base64_str, Body};
+use moesif_core::config::Config;
+use moesif_core::event::write_event_json;
+use moesif_core::policy::{Compiled, Policy};
+use moesif_core::record::RecordRef;
+use moesif_core::samples::{get_record, post_record, real_events};
+use std::hint::black_box;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Best of 5 rounds of `n` calls, after as many calls of warm-up (V8 tiers hot code up), in
+/// µs per call divided by `events` (the events one call handles).
+fn time<R>(name: &str, n: u32, events: u32, mut f: impl FnMut() -> R) {
+    for _ in 0..n {
+        black_box(f());
+    }
+    let best = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(f());
+            }
+            t.elapsed().as_secs_f64() / f64::from(n)
+        })
+        .fold(f64::MAX, f64::min);
+    println!("{name}\t{:.3}", best * 1e6 / f64::from(events));
+}
+
+fn main() {
+    let policy = Compiled::new(Policy::from_config(&Config::default()));
+    let ship = |encoded: &[u8]| {
+        let mut out = Vec::with_capacity(4096);
+        let rec = RecordRef::decode(encoded).expect("sample record decodes");
+        write_event_json(&rec, Uuid::nil(), &policy, &mut out).expect("event JSON");
+        out
+    };
+    let (get, post) = (get_record(), post_record());
+    let (get_encoded, post_encoded) = (get.encode().unwrap(), post.encode().unwrap());
+    time("filter: GET small, record encode", 20_000, 1, || {
+        get.encode()
+    });
+    time("filter: POST 1 KB JSON, record encode", 20_000, 1, || {
+        post.encode()
+    });
+    time("shipper: GET small, decode + event JSON", 20_000, 1, || {
+        ship(&get_encoded)
+    });
+    time(
+        "shipper: POST 1 KB JSON, decode + event JSON",
+        20_000,
+        1,
+        || ship(&post_encoded),
+    );
+    time("shipper: POST 1 KB JSON, decode alone", 20_000, 1, || {
+        RecordRef::decode(&post_encoded).map(|r| r.path.len())
+    });
+    let Body::Captured(body) = &post.request_body else {
+        return;
+    };
+    time("shipper: a 1 KB JSON body, validated", 20_000, 1, || {
+        json_text(body, Some("application/json"), None).is_some()
+    });
+    time("shipper: a 1 KB body, in base64", 20_000, 1, || {
+        let mut out = Vec::with_capacity(2048);
+        write_base64_str(&mut out, body);
+        out
+    });
+    // Half GET small, half POST 1 KB JSON, each a distinct call.
+    let events = real_events();
+    time(
+        "shipper: batch of real events gzipped, per event",
+        100,
+        100,
+        || {
+            let mut b = Batcher::new(100, usize::MAX, 1000);
+            for e in &events {
+                b.push(e, 0);
+            }
+            b.take()
+        },
+    );
+    let json = events.concat();
+    time("shipper: their CRC-32 alone, per event", 100, 100, || {
+        crc32fast::hash(&json)
+    });
+}
