@@ -44,7 +44,7 @@ pub fn write_str_contents(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn needs_escape(b: u8) -> bool {
+const fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
@@ -165,7 +165,11 @@ fn is_valid_at(text: &[u8]) -> Option<()> {
 
 #[inline(always)]
 fn skip_whitespace(text: &[u8], mut i: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\t' | b'\r') = text.get(i) {
+    // Most tokens follow each other without any: one comparison decides that.
+    while let Some(&b) = text.get(i) {
+        if b > b' ' || !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+            break;
+        }
         i += 1;
     }
     i
@@ -177,14 +181,11 @@ fn word_end(text: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 }
 
 #[inline(always)]
-fn digits_end(text: &[u8], i: usize) -> usize {
-    let digits = text
-        .get(i..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    i + digits
+fn digits_end(text: &[u8], mut i: usize) -> usize {
+    while text.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
 }
 
 /// A number: no leading zeros, a fraction or exponent needs at least one digit, and it must
@@ -267,7 +268,7 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
     loop {
         // Skip to the closing quote, an escape, or a control character (an error).
         let mut b = *text.get(i)?;
-        while !needs_escape(b) {
+        while STOPS_STRING.get(usize::from(b)) == Some(&false) {
             i += 1;
             b = *text.get(i)?;
         }
@@ -284,6 +285,20 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
         }
     }
 }
+
+/// The bytes that end a run of plain characters in a string: what [`needs_escape`] says, as a
+/// table (one load per byte in the scan instead of three comparisons).
+// Built at compile time: an index out of bounds would fail the build, not the plugin.
+#[allow(clippy::indexing_slicing)]
+static STOPS_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = needs_escape(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// A `\u` escape at `i`: one that is not a surrogate, or a high and a low surrogate in a row.
 #[inline(always)]
