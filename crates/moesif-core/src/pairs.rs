@@ -7,6 +7,9 @@
 //! the VM. This one never panics: bytes are decoded lossily, and a map that is cut short or
 //! inconsistent yields the pairs that were whole.
 
+use std::ops::Range;
+use std::str::Utf8Error;
+
 /// The pairs in `bytes`, names and values decoded lossily (invalid UTF-8 becomes U+FFFD).
 pub fn decode(bytes: &[u8]) -> Vec<(String, String)> {
     iter(bytes).map(|(n, v)| (lossy(n), lossy(v))).collect()
@@ -14,16 +17,27 @@ pub fn decode(bytes: &[u8]) -> Vec<(String, String)> {
 
 /// The pairs in `bytes` as raw bytes, borrowed; stops at the first pair that is not whole.
 pub fn iter(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    let field = |r: Range<usize>| bytes.get(r).unwrap_or_default();
+    spans(bytes).map(move |(n, v)| (field(n), field(v)))
+}
+
+/// Where the name and the value of each whole pair sit in `bytes`.
+fn spans(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
     let count = u32_at(bytes, 0).unwrap_or(0) as usize;
-    let mut data = count.checked_mul(8).and_then(|n| n.checked_add(4));
+    let mut data = data_start(count);
     (0..count).map_while(move |i| {
         let at = 4 + i * 8;
         let (name_len, value_len) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
-        let (name, after_name) = take(bytes, data?, name_len as usize)?;
-        let (value, after_value) = take(bytes, after_name, value_len as usize)?;
-        data = Some(after_value);
+        let name = span(bytes, data?, name_len as usize)?;
+        let value = span(bytes, name.end.saturating_add(1), value_len as usize)?;
+        data = Some(value.end.saturating_add(1));
         Some((name, value))
     })
+}
+
+/// Where the names and values of a map of `count` pairs start: after the lengths.
+fn data_start(count: usize) -> Option<usize> {
+    count.checked_mul(8)?.checked_add(4)
 }
 
 /// A header map kept as the host serialized it, pseudo-headers included: one buffer instead
@@ -35,7 +49,7 @@ pub struct RawHeaders(Vec<u8>);
 impl RawHeaders {
     /// The host's bytes, kept when they are valid UTF-8 (the usual case).
     pub fn from_host(bytes: Vec<u8>) -> Self {
-        if iter(&bytes).all(|(n, v)| is_text(n) && is_text(v)) {
+        if text_pairs(&bytes).all(|pair| pair.is_ok()) {
             return RawHeaders(bytes);
         }
         let pairs = decode(&bytes);
@@ -90,19 +104,31 @@ impl<'de> serde::Deserialize<'de> for RawHeaders {
 }
 
 /// The pairs of a serialized map as text: `Err` at the first name or value that is not UTF-8.
-pub fn text_pairs(bytes: &[u8]) -> impl Iterator<Item = Result<(&str, &str), std::str::Utf8Error>> {
-    iter(bytes).map(|(n, v)| Ok((std::str::from_utf8(n)?, std::str::from_utf8(v)?)))
+/// All names and values are checked in one pass when they are all text (the usual case), not
+/// one call per field.
+pub fn text_pairs(bytes: &[u8]) -> impl Iterator<Item = Result<(&str, &str), Utf8Error>> {
+    let start = u32_at(bytes, 0)
+        .and_then(|count| data_start(count as usize))
+        .unwrap_or(0);
+    let all = bytes
+        .get(start..)
+        .and_then(|data| std::str::from_utf8(data).ok());
+    let field = move |r: Range<usize>| {
+        // A field that cuts through a character is not text on its own: checked alone.
+        let within = r.start.checked_sub(start).zip(r.end.checked_sub(start));
+        match all.zip(within).and_then(|(all, (a, b))| all.get(a..b)) {
+            Some(text) => Ok(text),
+            None => std::str::from_utf8(bytes.get(r).unwrap_or_default()),
+        }
+    };
+    spans(bytes).map(move |(n, v)| Ok((field(n)?, field(v)?)))
 }
 
-fn is_text(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok()
-}
-
-/// `len` bytes at `at` and the offset after them and their NUL terminator.
-fn take(bytes: &[u8], at: usize, len: usize) -> Option<(&[u8], usize)> {
+/// The `len` bytes at `at`, if there are that many (a NUL byte follows each field).
+fn span(bytes: &[u8], at: usize, len: usize) -> Option<Range<usize>> {
     let end = at.checked_add(len)?;
-    let field = bytes.get(at..end)?;
-    Some((field, end.saturating_add(1)))
+    bytes.get(at..end)?;
+    Some(at..end)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
@@ -183,5 +209,27 @@ mod tests {
         let mut lying = bytes.clone();
         lying[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&lying).is_empty());
+    }
+
+    proptest::proptest! {
+        /// The one-pass check answers as a check of each field would, also for fields that
+        /// cut through a character and for maps cut short.
+        #[test]
+        fn text_pairs_agree_with_a_check_per_field(
+            pairs in proptest::collection::vec(
+                (proptest::collection::vec(proptest::sample::select(b"a\xc3\xa9\xff:".to_vec()), 0..6),
+                 proptest::collection::vec(proptest::sample::select(b"1\xe2\x82\xac\x80 ".to_vec()), 0..6)),
+                0..5),
+            cut in 0usize..80,
+        ) {
+            let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+            let bytes = encode(&pairs);
+            let bytes = &bytes[..bytes.len().saturating_sub(cut % 4)];
+            let per_field: Vec<_> = iter(bytes)
+                .map(|(n, v)| Ok((std::str::from_utf8(n)?, std::str::from_utf8(v)?)))
+                .collect();
+            let one_pass: Vec<Result<(&str, &str), Utf8Error>> = text_pairs(bytes).collect();
+            proptest::prop_assert_eq!(one_pass, per_field);
+        }
     }
 }

@@ -180,6 +180,14 @@ fn configs(args: &Args) -> Vec<Config> {
             only_on: None,
         },
     ];
+    v.push(Config {
+        name: "(b500) batch 500".into(),
+        opts: Options::new(Mode::Singleton).shipper(r#"{"moesif_application_id": "local-demo-app-id", "batch_max_wait": 1000, "batch_max_size": 500}"#),
+        ours: true,
+        captures: true,
+        remote: None,
+        only_on: None,
+    });
     if let Some((wasm, config, root_id)) = &args.compare {
         let name = wasm
             .file_name()
