@@ -80,7 +80,10 @@ impl RawHeaders {
 
     /// The value of the first header named exactly `name` (pseudo-headers are lower case).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+        // Names compared as bytes: only the value found is checked as text.
+        iter(&self.0)
+            .find(|(n, _)| *n == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// The regular headers (pseudo-headers left out), borrowed.
