@@ -87,14 +87,22 @@ pub fn get_record() -> Record {
 /// The events of a batch as the shipper builds it: 100 distinct calls (each its own transaction
 /// id, request id, times and client), half GET small, half POST 1 KB.
 pub fn real_events() -> Vec<Vec<u8>> {
+    distinct_events(|i| {
+        if i % 2 == 0 {
+            get_record()
+        } else {
+            post_record()
+        }
+    })
+}
+
+/// 100 events of the calls `call(i)` made distinct: each its own transaction id, request id,
+/// times and client, as in real traffic (identical events would gzip unrealistically well).
+pub fn distinct_events(call: impl Fn(u64) -> Record) -> Vec<Vec<u8>> {
     let mut rng = fastrand::Rng::with_seed(7);
     (0..100u64)
         .map(|i| {
-            let mut rec = if i % 2 == 0 {
-                get_record()
-            } else {
-                post_record()
-            };
+            let mut rec = call(i);
             rec.start_ns += (i * 7_919_000) as i64;
             rec.duration_ns = rng.i64(100_000..5_000_000);
             let request_id = Uuid::from_u128(rng.u128(..)).to_string();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 pub struct Args {
     duration_s: u32,
-    /// Load before each measured run, not measured: V8 tiers the module's hot code up to
-    /// optimized code in the first seconds (CPU that grows with the module's size), and
-    /// connections and pools are set up.
+    /// Load before each measured run, not measured, so that a run measures the steady state:
+    /// connections and pools are up, the plugin's buffers have grown, its first config fetch
+    /// is done. (Not JIT warm-up: Envoy's V8 compiles the whole module with TurboFan at load.)
     warmup_s: u32,
     rounds: usize,
     connections: u32,
@@ -180,14 +180,6 @@ fn configs(args: &Args) -> Vec<Config> {
             only_on: None,
         },
     ];
-    v.push(Config {
-        name: "(b500) batch 500".into(),
-        opts: Options::new(Mode::Singleton).shipper(r#"{"moesif_application_id": "local-demo-app-id", "batch_max_wait": 1000, "batch_max_size": 500}"#),
-        ours: true,
-        captures: true,
-        remote: None,
-        only_on: None,
-    });
     if let Some((wasm, config, root_id)) = &args.compare {
         let name = wasm
             .file_name()
@@ -443,7 +435,8 @@ pub fn wasm_micro() {
     let native = lines(&mut Command::new(root.join("target/release/wasm-micro")));
     let v8 = lines(
         Command::new("node")
-            .arg("--no-warnings")
+            // As Envoy runs V8 (proxy-wasm-cpp-host): optimizing compiler only, no baseline tier.
+            .args(["--no-warnings", "--no-liftoff"])
             .arg(&runner)
             .arg(root.join("target/wasm32-wasip1/release/wasm-micro.wasm")),
     );
@@ -696,6 +689,17 @@ fn delivery(delivered: u64, completed: u64, runs: &[Run]) -> String {
     }
 }
 
+/// The median of a round's difference to the floor, in bold, with their range.
+fn beyond_cell(differences: &[f64]) -> String {
+    let (lo, hi) = range(differences);
+    format!("**{:.1}** ({lo:.1}–{hi:.1})", median(differences.to_vec()))
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -719,12 +723,12 @@ fn report(
         "## Benchmark report\n\nEnvoy 1.40.0 `--concurrency {}`, wrk `-t2 -c{}` for {} s per run after {} s of warm-up, {} rounds (medians), configs alternated within each round; sample upstream and local collector (`--count-only`) on the same machine ({}, {} cores). Fixed-load rows pace each connection to 1 request per 10 ms + latency.\n\n",
         args.workers, args.connections, args.duration_s, args.warmup_s, args.rounds, cpu, std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** | Envoy CPU µs/req (rounds' range) | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | main thread busy | main thread CPU µs/req | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | config | **Envoy CPU µs/req beyond (e)** (rounds' range) | Envoy CPU µs/req (rounds' range) | req/s | vs (a) | p50 ms | p99 ms | p99.9 ms | collector CPU µs/req | main thread busy | main thread CPU µs/req | Envoy peak RSS MiB | delivered / completed | wire B/event (gzip) | raw JSON B/event |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let floor = configs.iter().position(|c| c.name == FLOOR);
     let mut json_rows = vec![];
     for (wi, w) in workloads.iter().enumerate() {
         let base = median(results[0][wi].iter().map(|r| r.rps).collect());
-        let floor_us = floor.map(|f| median(results[f][wi].iter().map(|r| r.cpu_us).collect()));
+        let floor_runs = floor.map(|f| &results[f][wi]);
         for (ci, c) in configs.iter().enumerate() {
             let runs = &results[ci][wi];
             if runs.is_empty() {
@@ -736,9 +740,17 @@ fn report(
                 .fold((0, 0), |a, r| (a.0 + r.completed, a.1 + r.delivered));
             let errors: u64 = runs.iter().map(|r| r.errors).sum();
             let rps = m(|r| r.rps);
-            let beyond = floor_us
+            // Paired by round: a config and the floor ran minutes apart in the same round, so
+            // a slow drift of the machine (it is shared) cancels out of each difference.
+            let differences: Option<Vec<f64>> = floor_runs
                 .filter(|_| ci > 0 && c.name != FLOOR)
-                .map(|f| m(|r| r.cpu_us) - f);
+                .map(|floor| {
+                    runs.iter()
+                        .zip(floor)
+                        .map(|(r, f)| r.cpu_us - f.cpu_us)
+                        .collect()
+                });
+            let beyond = differences.clone().map(median);
             let plugin = c.captures;
             let dash = |v: f64, p: usize| {
                 if plugin {
@@ -747,12 +759,10 @@ fn report(
                     "-".into()
                 }
             };
-            let (lo, hi) = runs.iter().fold((f64::MAX, 0f64), |(lo, hi), r| {
-                (lo.min(r.cpu_us), hi.max(r.cpu_us))
-            });
+            let (lo, hi) = range(&runs.iter().map(|r| r.cpu_us).collect::<Vec<_>>());
             md.push_str(&format!(
                 "| {} | {} | {} | {:.1} ({lo:.1}–{hi:.1}) | {:.0} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {:.0}% | {:.1} | {:.0} | {} | {} | {} |\n",
-                w.name, c.name, beyond.map_or("-".into(), |b| format!("**{b:.1}**")), m(|r| r.cpu_us),
+                w.name, c.name, differences.as_deref().map_or("-".into(), beyond_cell), m(|r| r.cpu_us),
                 rps, rps / base * 100.0, m(|r| r.p50_ms), m(|r| r.p99_ms), m(|r| r.p999_ms),
                 dash(m(|r| r.collector_cpu_us), 1), m(|r| r.main_busy) * 100.0, m(|r| r.main_us), m(|r| r.peak_rss_mib),
                 if plugin { delivery(delivered, completed, runs) } else { "-".into() },
@@ -761,7 +771,7 @@ fn report(
             json_rows.push(json!({
                 "workload": w.name, "config": c.name, "rps": rps, "ratio_to_baseline": rps / base,
                 "p50_ms": m(|r| r.p50_ms), "p99_ms": m(|r| r.p99_ms), "p999_ms": m(|r| r.p999_ms),
-                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "main_thread_busy": m(|r| r.main_busy), "main_thread_cpu_us_per_request": m(|r| r.main_us), "peak_rss_mib": m(|r| r.peak_rss_mib),
+                "cpu_us_per_request": m(|r| r.cpu_us), "cpu_us_beyond_floor": beyond, "cpu_us_beyond_floor_by_round": differences, "collector_cpu_us_per_request": m(|r| r.collector_cpu_us), "main_thread_busy": m(|r| r.main_busy), "main_thread_cpu_us_per_request": m(|r| r.main_us), "peak_rss_mib": m(|r| r.peak_rss_mib),
                 "completed": completed, "delivered": delivered, "duplicates": runs.iter().map(|r| r.duplicates).sum::<u64>(), "load_errors": errors,
                 "wire_bytes_per_event": m(|r| r.wire_per_event), "raw_bytes_per_event": m(|r| r.raw_per_event),
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "cpu_us": r.cpu_us, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
