@@ -6,31 +6,20 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use moesif_core::batch::Batcher;
 use moesif_core::body::{json_text, write_base64_str, Body};
 use moesif_core::config::Config;
-use moesif_core::event::{to_event_json, write_event_json};
+use moesif_core::event::to_event_json;
 use moesif_core::pairs::RawHeaders;
 use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::RecordRef;
-use moesif_core::samples::{get_record, post_record, real_batch};
+use moesif_core::samples::{self, get_record, post_record, real_batch};
 use uuid::Uuid;
 
-/// What the shipper does with each record of a dequeued block: decode it (borrowing from the
-/// block) and append its event JSON to the batch, under the default policy (credentials
-/// masked, identity from the `authorization` header).
+/// [`moesif_core::samples::ship`] under the default policy (credentials masked, identity from
+/// the `authorization` header).
 fn ship(encoded: &[u8]) -> Vec<u8> {
     thread_local! {
         static POLICY: Compiled = Compiled::new(Policy::from_config(&Config::default()));
     }
-    let mut out = Vec::with_capacity(1024);
-    POLICY.with(|policy| {
-        write_event_json(
-            &RecordRef::decode(encoded).unwrap(),
-            Uuid::nil(),
-            policy,
-            &mut out,
-        )
-        .unwrap()
-    });
-    out
+    POLICY.with(|policy| samples::ship(encoded, policy).unwrap())
 }
 
 fn benches(c: &mut Criterion) {

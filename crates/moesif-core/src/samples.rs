@@ -2,9 +2,10 @@
 //! the macro benchmark's workloads, and a batch as the shipper builds it.
 
 use crate::body::Body;
-use crate::event::to_event_json;
+use crate::event::{to_event_json, write_event_json};
 use crate::pairs::RawHeaders;
-use crate::record::{Record, Response};
+use crate::policy::Compiled;
+use crate::record::{Record, RecordRef, Response};
 use uuid::Uuid;
 
 fn headers(pairs: &[(&str, &str)]) -> RawHeaders {
@@ -122,4 +123,18 @@ pub fn real_batch() -> Vec<u8> {
     out.extend(real_events().join(&b","[..]));
     out.push(b']');
     out
+}
+
+/// What the shipper does with each record of a dequeued block: decode it (borrowing from the
+/// block) and write its event JSON under `policy`. `None` if it does not decode.
+pub fn ship(encoded: &[u8], policy: &Compiled) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
+    write_event_json(
+        &RecordRef::decode(encoded).ok()?,
+        Uuid::nil(),
+        policy,
+        &mut out,
+    )
+    .ok()?;
+    Some(out)
 }

@@ -7,13 +7,11 @@
 use moesif_core::batch::Batcher;
 use moesif_core::body::{json_text, write_base64_str, Body};
 use moesif_core::config::Config;
-use moesif_core::event::write_event_json;
 use moesif_core::policy::{Compiled, Policy};
 use moesif_core::record::RecordRef;
-use moesif_core::samples::{distinct_events, get_record, post_record, real_events};
+use moesif_core::samples::{self, distinct_events, get_record, post_record, real_events};
 use std::hint::black_box;
 use std::time::Instant;
-use uuid::Uuid;
 
 /// Best of 5 rounds of `n` calls, after as many calls of warm-up (node's V8 starts wasm in its
 /// baseline compiler and tiers hot code up; Envoy's compiles it all optimized at load), in
@@ -36,12 +34,7 @@ fn time<R>(name: &str, n: u32, events: u32, mut f: impl FnMut() -> R) {
 
 fn main() {
     let policy = Compiled::new(Policy::from_config(&Config::default()));
-    let ship = |encoded: &[u8]| {
-        let mut out = Vec::with_capacity(4096);
-        let rec = RecordRef::decode(encoded).expect("sample record decodes");
-        write_event_json(&rec, Uuid::nil(), &policy, &mut out).expect("event JSON");
-        out
-    };
+    let ship = |encoded: &[u8]| samples::ship(encoded, &policy).expect("sample record ships");
     let (get, post) = (get_record(), post_record());
     let (get_encoded, post_encoded) = (get.encode().unwrap(), post.encode().unwrap());
     time("filter: GET small, record encode", 20_000, 1, || {
