@@ -199,7 +199,7 @@ fn lhs(expr: &str) -> &str {
 #[test]
 fn prometheus_gets_data_for_every_panel_and_alert_and_the_drop_alert_fires_in_an_outage() {
     let opts = Options::new(Mode::Singleton).shipper(
-        r#"{"moesif_application_id": "local-demo-app-id", "batch_max_wait": 1000, "max_buffer_bytes": 10000, "retry_backoff_initial_ms": 200, "retry_backoff_max_ms": 1000}"#,
+        r#"{"moesif_application_id": "local-demo-app-id", "batch_max_wait": 1000, "max_buffer_bytes": 10000, "max_queue_bytes": 100000, "retry_backoff_initial_ms": 200, "retry_backoff_max_ms": 1000}"#,
     );
     let stack = Stack::start("observability", &opts);
     let admin = stack.envoy.admin.trim_start_matches("http://").to_string();
@@ -214,9 +214,13 @@ fn prometheus_gets_data_for_every_panel_and_alert_and_the_drop_alert_fires_in_an
     for (_, expr) in &alerts {
         pending.insert(lhs(expr).to_string());
     }
-    // These fire in this run (drops and failing batches during the outage). The others need
-    // only their metric side: fallback and queue_full do not happen here, and the buffer sits
-    // at its bound only for moments between drops, which a 1 s scrape may or may not catch.
+    // These fire in this run, and drops are certain whichever way the outage goes: either the
+    // singleton's 10 KB buffer overflows, or its batches wait and it leaves the backlog on the
+    // shared queue, whose 100 KB fill within a second, and the workers ship the overflow into
+    // their own 10 KB buffers. (With the default queue, 16 MB, the second way held every event
+    // of the 10 s outage and nothing was dropped.)
+    // The others need only their metric side: fallback does not happen here, and the buffer
+    // sits at its bound only for moments between drops, which a 1 s scrape may or may not catch.
     for name in ["MoesifEventsDropped", "MoesifBatchesFailing"] {
         let (_, expr) = alerts.iter().find(|(n, _)| n == name).unwrap();
         pending.insert(expr.clone());
