@@ -80,6 +80,8 @@ fn half_of_the_calls_are_kept_with_weight_2_and_a_route_rule_drops_health() {
     assert_eq!(events.len() as u64, kept, "every kept call delivered");
     for e in &events {
         assert_eq!(e["weight"], 2, "{e}");
+        // The peer's address, read once at request headers for the decision, is the event's.
+        assert_eq!(e["request"]["ip_address"], "127.0.0.1", "{e}");
         assert!(
             !e["request"]["uri"].as_str().unwrap().contains("/health"),
             "{e}"

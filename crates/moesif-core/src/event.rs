@@ -7,7 +7,7 @@
 //! (field order, optional fields left out, escaping); the tests check exactly that.
 
 use crate::body::{json_text, write_base64_str, BodyRef};
-use crate::headers::{client_ip_addr, find, parse_ip, HeaderMap};
+use crate::headers::{client_ip_addr, find, parse_address, HeaderMap};
 use crate::identity::identify;
 use crate::json::{write_str, write_str_contents};
 use crate::mask;
@@ -85,7 +85,7 @@ pub fn write_event_json(
         serde_json::to_writer(&mut *out, &r.status)?;
         out.extend_from_slice(br#","headers":"#);
         HeaderMap(&r.headers).write_json_masked(out, &p.response_header_masks, &r.trailers);
-        write_ip(out, parse_ip(rec.upstream_address));
+        write_ip(out, parse_address(rec.upstream_address));
         write_body(out, r.body, &r.headers, &p.response_body_masks);
         out.push(b'}');
     }

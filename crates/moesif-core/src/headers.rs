@@ -123,7 +123,7 @@ pub fn client_ip<S: AsRef<str>>(headers: &[(S, S)], peer: &str) -> Option<String
 
 /// [`client_ip`] before it becomes text, for owned or borrowed headers.
 pub(crate) fn client_ip_addr<S: AsRef<str>>(headers: &[(S, S)], peer: &str) -> Option<IpAddr> {
-    forwarded_ip(headers).or_else(|| parse_ip(peer))
+    forwarded_ip(headers).or_else(|| parse_address(peer))
 }
 
 /// The client's IP as the forwarding headers name it, if one does (then the peer's address
@@ -150,6 +150,16 @@ fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
 }
 
 /// An IP from `ip`, `ip:port` or `[v6]:port`.
+/// An address as Envoy gives it (`source.address`, `upstream.address`: one of each per event),
+/// `ip:port` as a rule: that form is tried first, then whatever [`parse_ip`] takes.
+pub(crate) fn parse_address(s: &str) -> Option<IpAddr> {
+    s.trim()
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .or_else(|| parse_ip(s))
+}
+
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
     let s = s.trim();
     s.parse::<IpAddr>()
@@ -194,6 +204,21 @@ mod tests {
         );
         let hs = h(&[("x-real-ip", "198.51.100.2")]);
         assert_eq!(client_ip(&hs, "").as_deref(), Some("198.51.100.2"));
+    }
+
+    #[test]
+    fn addresses_parse_with_or_without_a_port() {
+        let ip = |s: &str| parse_address(s).map(|ip| ip.to_string());
+        assert_eq!(ip("127.0.0.1:45678").as_deref(), Some("127.0.0.1"));
+        assert_eq!(ip(" 10.0.0.2 ").as_deref(), Some("10.0.0.2"));
+        assert_eq!(ip("[2001:db8::1]:443").as_deref(), Some("2001:db8::1"));
+        assert_eq!(ip("::1:80").as_deref(), Some("::1:80"), "an IPv6 address, no port");
+        assert_eq!(ip("[fe80::1%eth0]").as_deref(), None);
+        assert_eq!(ip("envoy://internal_client_address/"), None);
+        assert_eq!(ip(""), None);
+        for s in ["1.2.3.4", "1.2.3.4:5", "[::1]:9", "::1", "[::2]", "x"] {
+            assert_eq!(parse_address(s), parse_ip(s), "{s}");
+        }
     }
 
     #[test]

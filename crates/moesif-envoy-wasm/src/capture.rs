@@ -30,6 +30,9 @@ pub struct Capture {
     /// Response headers that matching non-blocking governance rules add.
     add_headers: Vec<(String, String)>,
     record: Record,
+    /// `record.source_address` was settled at request headers (for sampling or governance):
+    /// the peer's address is a host call, made at most once per call.
+    peer_read: bool,
     /// `None`: bodies of this direction are not captured (no body host call at all).
     request_body: Option<BodyCapture>,
     response_headers: Option<RawHeaders>,
@@ -49,6 +52,7 @@ impl Capture {
             sample_at_log: None,
             add_headers: Vec::new(),
             record: Record::default(),
+            peer_read: false,
             request_body,
             response_headers: None,
             status: None,
@@ -114,12 +118,15 @@ impl Capture {
         Action::Continue
     }
 
-    /// Who made the call and from where, for sampling and governance.
-    fn facts(&self) -> SampleFacts {
+    /// Who made the call and from where, for sampling and governance. The peer's address read
+    /// here is the record's too.
+    fn facts(&mut self) -> SampleFacts {
         let headers = self.record.request_headers.regular();
         let who = identify(&headers, &self.shared.policy.identity);
-        let peer = peer_unless_forwarded(&headers);
-        let ip = client_ip(&headers, peer.as_deref().unwrap_or_default());
+        let peer = peer_unless_forwarded(&headers).unwrap_or_default();
+        let ip = client_ip(&headers, &peer);
+        self.record.source_address = peer;
+        self.peer_read = true;
         SampleFacts {
             ip,
             user: who.user_id,
@@ -287,8 +294,10 @@ impl HttpContext for Capture {
         let mut rec = std::mem::take(&mut self.record);
         rec.start_ns = host::i64_property("request\0time").unwrap_or(0);
         rec.duration_ns = host::i64_property("request\0duration").unwrap_or(0);
-        rec.source_address =
-            peer_unless_forwarded(&rec.request_headers.regular()).unwrap_or_default();
+        if !self.peer_read {
+            rec.source_address =
+                peer_unless_forwarded(&rec.request_headers.regular()).unwrap_or_default();
+        }
         rec.route_name = host::string_property("xds\0route_name").unwrap_or_default();
         rec.cluster_name = host::string_property("xds\0cluster_name").unwrap_or_default();
         if self.shared.config.direction == DirectionSetting::Auto {
