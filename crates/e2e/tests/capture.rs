@@ -3,7 +3,7 @@
 
 use e2e::accounting;
 use e2e::client::{Client, Reply};
-use e2e::envoy::{Envoy, Mode, Options};
+use e2e::envoy::{Envoy, Mode, Options, DEFAULT_FILTER_CONFIG};
 use e2e::process::wait_for;
 use e2e::stack::Stack;
 use moesif_core::time::iso8601_ms;
@@ -333,6 +333,19 @@ fn singleton_captures_every_call_exactly() {
         headers["user-agent"],
         format!("moesif-envoy-wasm/{}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// Where Envoy evaluates no CEL, the plugin reads each `on_log` property with its own host
+/// call: the same events, field for field (the test build's switch forces that path here).
+#[test]
+fn properties_read_one_by_one_capture_every_call_exactly() {
+    let opts = Options::new(Mode::Singleton)
+        .filter(&DEFAULT_FILTER_CONFIG.replacen('{', r#"{"test_properties_one_by_one": true, "#, 1))
+        .filter_plugin(e2e::test_build_wasm_path(), "moesif_api_root_id")
+        .shipper_wasm(e2e::test_build_wasm_path());
+    let stack = Stack::start("one-by-one", &opts);
+    let windows = drive(&stack.envoy);
+    verify(&stack, &windows, Mode::Singleton);
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //!
 //! With the `calls` feature (the bench's `(e2)`), each request makes the host calls the plugin's
 //! capture makes, and drops what they return: the floor of any plugin that captures the call.
+//! Like the plugin, it reads the `on_log` properties with one CEL evaluation where Envoy has
+//! CEL (the expression is the plugin's, `moesif_core::log_facts::EXPRESSION`).
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -74,6 +76,48 @@ mod calls {
             data: *mut *mut u8,
             size: *mut usize,
         ) -> u32;
+        fn proxy_call_foreign_function(
+            name: *const u8,
+            name_size: usize,
+            argument: *const u8,
+            argument_size: usize,
+            data: *mut *mut u8,
+            size: *mut usize,
+        ) -> u32;
+    }
+
+    const CREATE: &str = "expr_create";
+    const EVALUATE: &str = "expr_evaluate";
+
+    thread_local! {
+        /// The plugin's expression, created on first use (`None` inside: Envoy has no CEL).
+        static EXPRESSION: std::cell::OnceCell<Option<u32>> = const { std::cell::OnceCell::new() };
+    }
+
+    fn expression() -> Option<u32> {
+        EXPRESSION.with(|e| {
+            *e.get_or_init(|| {
+                let (mut data, mut size) = (std::ptr::null_mut(), 0);
+                let text = moesif_core::log_facts::EXPRESSION;
+                // SAFETY: pointers and lengths of live strs; out-pointers to locals.
+                let status = unsafe {
+                    proxy_call_foreign_function(
+                        CREATE.as_ptr(),
+                        CREATE.len(),
+                        text.as_ptr(),
+                        text.len(),
+                        &mut data,
+                        &mut size,
+                    )
+                };
+                if status != 0 || data.is_null() {
+                    return None;
+                }
+                // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
+                let token = unsafe { Vec::from_raw_parts(data, size, size) };
+                token.get(..4)?.try_into().ok().map(u32::from_le_bytes)
+            })
+        })
     }
 
     /// Runs one host call that hands back bytes, and frees them.
@@ -123,7 +167,24 @@ mod calls {
             Action::Continue
         }
 
+        /// The properties as the plugin reads them: one CEL evaluation, or one call each
+        /// where Envoy has no CEL.
         fn on_log(&mut self) {
+            if let Some(token) = expression() {
+                let token = token.to_le_bytes();
+                // SAFETY: pointers and lengths of live slices; out-pointers to locals.
+                call(|d, s| unsafe {
+                    proxy_call_foreign_function(
+                        EVALUATE.as_ptr(),
+                        EVALUATE.len(),
+                        token.as_ptr(),
+                        token.len(),
+                        d,
+                        s,
+                    )
+                });
+                return;
+            }
             for path in [
                 "request\0time",
                 "request\0duration",

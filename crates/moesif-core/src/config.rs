@@ -100,6 +100,10 @@ pub struct Config {
     /// filter panic in `on_http_request_headers`, to exercise the `failure_policy`.
     #[cfg(feature = "test-faults")]
     pub test_panic_header: Option<String>,
+    /// Test builds only (cargo feature `test-faults`): the filter reads each `on_log` property
+    /// with its own host call, as where Envoy evaluates no CEL, to exercise that path.
+    #[cfg(feature = "test-faults")]
+    pub test_properties_one_by_one: bool,
 }
 
 impl Default for Config {
@@ -145,6 +149,8 @@ impl Default for Config {
             test_crash_after_ms: None,
             #[cfg(feature = "test-faults")]
             test_panic_header: None,
+            #[cfg(feature = "test-faults")]
+            test_properties_one_by_one: false,
         }
     }
 }
@@ -215,6 +221,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "test_crash_after_ms",
     #[cfg(feature = "test-faults")]
     "test_panic_header",
+    #[cfg(feature = "test-faults")]
+    "test_properties_one_by_one",
 ];
 
 /// Why a configuration was rejected; always names the offending key.
@@ -580,14 +588,15 @@ mod tests {
 
     #[test]
     fn test_fault_keys_are_accepted_only_by_test_builds() {
-        let json = br#"{"moesif_application_id":"a","test_crash_after_ms":5,"test_panic_header":"x-panic"}"#;
+        let json = br#"{"moesif_application_id":"a","test_crash_after_ms":5,"test_panic_header":"x-panic","test_properties_one_by_one":true}"#;
         let p = Config::parse(json).unwrap();
         #[cfg(not(feature = "test-faults"))]
         assert_eq!(
             p.warnings,
             vec![
                 "unknown config key `test_crash_after_ms` ignored",
-                "unknown config key `test_panic_header` ignored"
+                "unknown config key `test_panic_header` ignored",
+                "unknown config key `test_properties_one_by_one` ignored"
             ]
         );
         #[cfg(feature = "test-faults")]
@@ -595,6 +604,7 @@ mod tests {
             assert!(p.warnings.is_empty(), "{:?}", p.warnings);
             assert_eq!(p.config.test_crash_after_ms, Some(5));
             assert_eq!(p.config.test_panic_header.as_deref(), Some("x-panic"));
+            assert!(p.config.test_properties_one_by_one);
             let e = Config::parse(br#"{"moesif_application_id":"a","test_panic_header":" "}"#)
                 .unwrap_err();
             assert_eq!(e.key, "test_panic_header");

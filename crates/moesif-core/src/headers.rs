@@ -212,7 +212,11 @@ mod tests {
         assert_eq!(ip("127.0.0.1:45678").as_deref(), Some("127.0.0.1"));
         assert_eq!(ip(" 10.0.0.2 ").as_deref(), Some("10.0.0.2"));
         assert_eq!(ip("[2001:db8::1]:443").as_deref(), Some("2001:db8::1"));
-        assert_eq!(ip("::1:80").as_deref(), Some("::1:80"), "an IPv6 address, no port");
+        assert_eq!(
+            ip("::1:80").as_deref(),
+            Some("::1:80"),
+            "an IPv6 address, no port"
+        );
         assert_eq!(ip("[fe80::1%eth0]").as_deref(), None);
         assert_eq!(ip("envoy://internal_client_address/"), None);
         assert_eq!(ip(""), None);

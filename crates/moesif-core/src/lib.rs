@@ -17,6 +17,7 @@ pub mod json;
 #[cfg(not(feature = "testing"))]
 mod json;
 pub mod liveness;
+pub mod log_facts;
 pub mod mask;
 pub mod pairs;
 pub mod policy;

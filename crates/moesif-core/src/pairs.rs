@@ -21,6 +21,11 @@ pub fn iter(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
     spans(bytes).map(move |(n, v)| (field(n), field(v)))
 }
 
+/// How many pairs the map declares (some may be cut off: [`iter`] yields the whole ones).
+pub fn count(bytes: &[u8]) -> Option<usize> {
+    u32_at(bytes, 0).map(|c| c as usize)
+}
+
 /// Where the name and the value of each whole pair sit in `bytes`.
 fn spans(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
     let count = u32_at(bytes, 0).unwrap_or(0) as usize;

@@ -2,6 +2,7 @@
 //! one record to the filter root in on_log.
 
 use crate::host::{self, Buffer, Map};
+use crate::properties::Properties;
 use crate::shared::Shared;
 use moesif_core::app_config::{self, AppConfig, Rate};
 use moesif_core::body::BodyCapture;
@@ -292,17 +293,17 @@ impl HttpContext for Capture {
             return;
         }
         let mut rec = std::mem::take(&mut self.record);
-        rec.start_ns = host::i64_property("request\0time").unwrap_or(0);
-        rec.duration_ns = host::i64_property("request\0duration").unwrap_or(0);
-        if !self.peer_read {
-            rec.source_address =
-                peer_unless_forwarded(&rec.request_headers.regular()).unwrap_or_default();
+        let mut properties = Properties::read(self.shared.log_properties.as_ref());
+        rec.start_ns = properties.start_ns();
+        rec.duration_ns = properties.duration_ns();
+        // The client's IP comes from a forwarding header when there is one.
+        if !self.peer_read && forwarded_ip(&rec.request_headers.regular()).is_none() {
+            rec.source_address = properties.source_address();
         }
-        rec.route_name = host::string_property("xds\0route_name").unwrap_or_default();
-        rec.cluster_name = host::string_property("xds\0cluster_name").unwrap_or_default();
+        rec.route_name = properties.route_name();
+        rec.cluster_name = properties.cluster_name();
         if self.shared.config.direction == DirectionSetting::Auto {
-            // Envoy's enum: 0 unspecified, 1 inbound, 2 outbound.
-            rec.outbound = host::i64_property("xds\0listener_direction") == Some(2);
+            rec.outbound = properties.listener_direction() == 2;
         }
         rec.request_body = finish(&mut self.request_body);
         let status = self.status.or_else(|| {
@@ -311,7 +312,7 @@ impl HttpContext for Capture {
                 .filter(|c| *c > 0)
         });
         if let Some(status) = status {
-            rec.upstream_address = host::string_property("upstream\0address").unwrap_or_default();
+            rec.upstream_address = properties.upstream_address();
             rec.response = Some(Response {
                 status,
                 headers: self.response_headers.take().unwrap_or_default(),

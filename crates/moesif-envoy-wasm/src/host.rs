@@ -112,6 +112,14 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_done() -> u32;
+    fn proxy_call_foreign_function(
+        name_data: *const u8,
+        name_size: usize,
+        argument_data: *const u8,
+        argument_size: usize,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         details_data: *const u8,
@@ -230,8 +238,22 @@ pub fn string_property(path: &str) -> Option<String> {
 
 /// Envoy encodes integer properties (times, durations, codes) as 8 little-endian bytes.
 pub fn i64_property(path: &str) -> Option<i64> {
-    let b = bytes_property(path)?;
-    Some(i64::from_le_bytes(b.get(..8)?.try_into().ok()?))
+    moesif_core::log_facts::i64_le(&bytes_property(path)?)
+}
+
+/// Calls the host's function `name` outside the ABI (Envoy's `expr_create`, `expr_evaluate`).
+pub fn foreign(name: &str, argument: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    // SAFETY: pointers and lengths of a live str and slice; out-pointers to locals.
+    bytes_call(|d, s| unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            argument.as_ptr(),
+            argument.len(),
+            d,
+            s,
+        )
+    })
 }
 
 /// A shared-data value and its compare-and-swap token (`None`s when absent).

@@ -8,6 +8,7 @@ mod host;
 mod logging;
 mod metrics;
 mod occupancy;
+mod properties;
 mod remote;
 mod shared;
 mod shipper;

@@ -5,6 +5,7 @@
 use crate::delivery::Delivery;
 use crate::host;
 use crate::occupancy::Occupancy;
+use crate::properties::Expression;
 use crate::remote::Published;
 use moesif_core::app_config::AppConfig;
 use moesif_core::config::Config;
@@ -45,6 +46,8 @@ pub struct Shared {
     rng: RefCell<fastrand::Rng>,
     /// Filter counters, and the worker's own shipper.
     delivery: RefCell<Delivery>,
+    /// Reads a call's `on_log` properties in one host call (`None` where Envoy has no CEL).
+    pub log_properties: Option<Expression>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Shared {
             rules: RefCell::new(Published::new(&config.queue_name)),
             rng: RefCell::new(fastrand::Rng::with_seed(host::seed())),
             delivery: RefCell::new(delivery),
+            log_properties: Expression::create_for(&config),
             config,
         }
     }
