@@ -97,38 +97,32 @@ mod calls {
     fn expression() -> Option<u32> {
         EXPRESSION.with(|e| {
             *e.get_or_init(|| {
-                let (mut data, mut size) = (std::ptr::null_mut(), 0);
                 let text = moesif_core::log_facts::EXPRESSION;
                 // SAFETY: pointers and lengths of live strs; out-pointers to locals.
-                let status = unsafe {
+                let token = call(|d, s| unsafe {
                     proxy_call_foreign_function(
                         CREATE.as_ptr(),
                         CREATE.len(),
                         text.as_ptr(),
                         text.len(),
-                        &mut data,
-                        &mut size,
+                        d,
+                        s,
                     )
-                };
-                if status != 0 || data.is_null() {
-                    return None;
-                }
-                // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
-                let token = unsafe { Vec::from_raw_parts(data, size, size) };
+                })?;
                 token.get(..4)?.try_into().ok().map(u32::from_le_bytes)
             })
         })
     }
 
-    /// Runs one host call that hands back bytes, and frees them.
-    fn call(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) {
+    /// Runs one host call that hands back bytes: them, if it succeeded (callers that only
+    /// make the call drop them).
+    fn call(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
         let mut data = std::ptr::null_mut();
         let mut size = 0;
-        f(&mut data, &mut size);
-        if !data.is_null() {
-            // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
-            drop(unsafe { Vec::from_raw_parts(data, size, size) });
-        }
+        let status = f(&mut data, &mut size);
+        // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
+        let bytes = (!data.is_null()).then(|| unsafe { Vec::from_raw_parts(data, size, size) });
+        bytes.filter(|_| status == 0)
     }
 
     fn map(kind: u32) {

@@ -124,7 +124,9 @@ impl Capture {
     fn facts(&mut self) -> SampleFacts {
         let headers = self.record.request_headers.regular();
         let who = identify(&headers, &self.shared.policy.identity);
-        let peer = peer_unless_forwarded(&headers).unwrap_or_default();
+        let peer = peer_unless_forwarded(&headers, || {
+            host::string_property("source\0address").unwrap_or_default()
+        });
         let ip = client_ip(&headers, &peer);
         self.record.source_address = peer;
         self.peer_read = true;
@@ -169,13 +171,13 @@ impl Capture {
     }
 }
 
-/// The peer's address (a host call), only when no forwarding header names the client: the
-/// client IP comes from that header then.
-fn peer_unless_forwarded(headers: &[(&str, &str)]) -> Option<String> {
+/// The peer's address (`read`: from the host), only when no forwarding header names the
+/// client (empty then): the client IP comes from that header.
+fn peer_unless_forwarded(headers: &[(&str, &str)], read: impl FnOnce() -> String) -> String {
     if forwarded_ip(headers).is_some() {
-        return None;
+        return String::new();
     }
-    host::string_property("source\0address")
+    read()
 }
 
 /// The path without its query string.
@@ -296,9 +298,10 @@ impl HttpContext for Capture {
         let mut properties = Properties::read(self.shared.log_properties.as_ref());
         rec.start_ns = properties.start_ns();
         rec.duration_ns = properties.duration_ns();
-        // The client's IP comes from a forwarding header when there is one.
-        if !self.peer_read && forwarded_ip(&rec.request_headers.regular()).is_none() {
-            rec.source_address = properties.source_address();
+        if !self.peer_read {
+            rec.source_address = peer_unless_forwarded(&rec.request_headers.regular(), || {
+                properties.source_address()
+            });
         }
         rec.route_name = properties.route_name();
         rec.cluster_name = properties.cluster_name();
