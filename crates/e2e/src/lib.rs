@@ -92,6 +92,14 @@ pub fn empty_filter_calls_wasm_path() -> PathBuf {
     root().join("target/empty-filter-calls/wasm32-wasip1/release/empty_filter.wasm")
 }
 
+/// The empty filter with the `ship` feature (by `cargo xtask bench`): those host calls, and what
+/// they return shipped through a queue to a singleton that posts a fixed batch per 100 calls; the
+/// floor of any plugin that captures calls and ships them as this one does. The filter's and the
+/// singleton's .wasm.
+pub fn empty_filter_ship_wasm_path() -> PathBuf {
+    root().join("target/empty-filter-ship/wasm32-wasip1/release/empty_filter.wasm")
+}
+
 /// The empty filter with the `tick` feature (by `cargo xtask build`): its root ticks every
 /// 100 ms until retired, doing nothing; the floor of a plugin with periodic work.
 pub fn empty_filter_tick_wasm_path() -> PathBuf {

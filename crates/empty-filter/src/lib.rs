@@ -11,12 +11,25 @@
 //! capture makes, and drops what they return: the floor of any plugin that captures the call.
 //! Like the plugin, it reads the `on_log` properties with one CEL evaluation where Envoy has
 //! CEL (the expression is the plugin's, `moesif_core::log_facts::EXPRESSION`).
+//!
+//! With the `ship` feature (the bench's `(e3)`), it also ships what those calls return the way
+//! the plugin does, through a queue and a singleton, with none of the plugin's own work
+//! (`ship.rs`): the floor of a plugin that captures and ships.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EmptyRoot) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        #[cfg(feature = "ship")]
+        #[allow(clippy::disallowed_methods)] // see ship.rs
+        if proxy_wasm::hostcalls::get_property(vec!["plugin_root_id"]).ok().flatten().as_deref()
+            == Some(b"moesif_shipper".as_slice())
+        {
+            return Box::new(ship::FloorShipper::default());
+        }
+        Box::new(EmptyRoot)
+    });
 }}
 
 struct EmptyRoot;
@@ -56,140 +69,6 @@ impl Context for EmptyFilter {}
 impl HttpContext for EmptyFilter {}
 
 #[cfg(feature = "calls")]
-mod calls {
-    use proxy_wasm::traits::HttpContext;
-    use proxy_wasm::types::Action;
-
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32;
-        fn proxy_get_buffer_bytes(
-            buffer: u32,
-            start: usize,
-            max: usize,
-            data: *mut *mut u8,
-            size: *mut usize,
-        ) -> u32;
-        fn proxy_get_property(
-            path: *const u8,
-            path_size: usize,
-            data: *mut *mut u8,
-            size: *mut usize,
-        ) -> u32;
-        fn proxy_call_foreign_function(
-            name: *const u8,
-            name_size: usize,
-            argument: *const u8,
-            argument_size: usize,
-            data: *mut *mut u8,
-            size: *mut usize,
-        ) -> u32;
-    }
-
-    const CREATE: &str = "expr_create";
-    const EVALUATE: &str = "expr_evaluate";
-
-    thread_local! {
-        /// The plugin's expression, created on first use (`None` inside: Envoy has no CEL).
-        static EXPRESSION: std::cell::OnceCell<Option<u32>> = const { std::cell::OnceCell::new() };
-    }
-
-    fn expression() -> Option<u32> {
-        EXPRESSION.with(|e| {
-            *e.get_or_init(|| {
-                let text = moesif_core::log_facts::EXPRESSION;
-                // SAFETY: pointers and lengths of live strs; out-pointers to locals.
-                let token = call(|d, s| unsafe {
-                    proxy_call_foreign_function(
-                        CREATE.as_ptr(),
-                        CREATE.len(),
-                        text.as_ptr(),
-                        text.len(),
-                        d,
-                        s,
-                    )
-                })?;
-                token.get(..4)?.try_into().ok().map(u32::from_le_bytes)
-            })
-        })
-    }
-
-    /// Runs one host call that hands back bytes: them, if it succeeded (callers that only
-    /// make the call drop them).
-    fn call(f: impl FnOnce(*mut *mut u8, *mut usize) -> u32) -> Option<Vec<u8>> {
-        let mut data = std::ptr::null_mut();
-        let mut size = 0;
-        let status = f(&mut data, &mut size);
-        // SAFETY: the host allocated `size` bytes at `data` through the SDK's allocator.
-        let bytes = (!data.is_null()).then(|| unsafe { Vec::from_raw_parts(data, size, size) });
-        bytes.filter(|_| status == 0)
-    }
-
-    fn map(kind: u32) {
-        // SAFETY: out-pointers to locals.
-        call(|d, s| unsafe { proxy_get_header_map_pairs(kind, d, s) });
-    }
-
-    fn buffer(kind: u32, size: usize) {
-        // SAFETY: out-pointers to locals.
-        call(|d, s| unsafe { proxy_get_buffer_bytes(kind, 0, size, d, s) });
-    }
-
-    fn property(path: &str) {
-        // SAFETY: pointer and length of a live str; out-pointers to locals.
-        call(|d, s| unsafe { proxy_get_property(path.as_ptr(), path.len(), d, s) });
-    }
-
-    impl HttpContext for super::EmptyFilter {
-        fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-            map(0);
-            Action::Continue
-        }
-
-        fn on_http_request_body(&mut self, size: usize, _: bool) -> Action {
-            buffer(0, size);
-            Action::Continue
-        }
-
-        fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-            map(2);
-            Action::Continue
-        }
-
-        fn on_http_response_body(&mut self, size: usize, _: bool) -> Action {
-            buffer(1, size);
-            Action::Continue
-        }
-
-        /// The properties as the plugin reads them: one CEL evaluation, or one call each
-        /// where Envoy has no CEL.
-        fn on_log(&mut self) {
-            if let Some(token) = expression() {
-                let token = token.to_le_bytes();
-                // SAFETY: pointers and lengths of live slices; out-pointers to locals.
-                call(|d, s| unsafe {
-                    proxy_call_foreign_function(
-                        EVALUATE.as_ptr(),
-                        EVALUATE.len(),
-                        token.as_ptr(),
-                        token.len(),
-                        d,
-                        s,
-                    )
-                });
-                return;
-            }
-            for path in [
-                "request\0time",
-                "request\0duration",
-                "source\0address",
-                "xds\0route_name",
-                "xds\0cluster_name",
-                "xds\0listener_direction",
-                "upstream\0address",
-            ] {
-                property(path);
-            }
-        }
-    }
-}
+mod calls;
+#[cfg(feature = "ship")]
+mod ship;

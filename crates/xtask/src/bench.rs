@@ -238,6 +238,18 @@ fn configs(args: &Args) -> Vec<Config> {
             only_on: Some(TARGETS),
         });
     }
+    let ship = e2e::empty_filter_ship_wasm_path();
+    v.push(Config {
+        name: "(e3) (e2) + shipped through a queue and a singleton (floor of a capturing, shipping plugin)".into(),
+        opts: Options::new(Mode::Singleton)
+            .filter("{}")
+            .filter_plugin(ship.clone(), "")
+            .shipper_wasm(ship),
+        ours: false,
+        captures: false,
+        remote: None,
+        only_on: Some(TARGETS),
+    });
     v.push(Config {
         name: "(e2) empty filter + a capture's host calls (floor of any capturing plugin)".into(),
         opts: Options::new(Mode::Fallback)
@@ -512,6 +524,9 @@ fn measure(
     // A request wrk sent just before it stopped may be counted by a busy worker only now.
     let completed = envoy.completed();
     let measured = completed.saturating_sub(completed_before).max(1) as f64;
+    if c.opts.shipper_wasm == e2e::empty_filter_ship_wasm_path() {
+        check_floor_shipped(collector, completed, args.workers);
+    }
     let stats = collector.stats();
     let events = stats["events"].as_f64().unwrap_or(0.0).max(1.0);
     let requests = wrk["requests"].as_f64().unwrap_or(0.0);
@@ -629,6 +644,30 @@ end
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
     stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// (e3) measures a floor only if it shipped: one accepted batch per 100 calls, all but those
+/// still in the workers' open blocks (under 64 each) and the singleton's last partial batch,
+/// once the batches in flight have arrived (after the CPU time is taken).
+fn check_floor_shipped(collector: &Collector, completed: u64, workers: u32) {
+    let shipped = |stats: &Value| {
+        let batches = stats["batches"].as_u64().unwrap_or(0);
+        batches * 100 <= completed && completed - batches * 100 < 100 + 64 * u64::from(workers)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stats = collector.stats();
+    while !shipped(&stats) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        stats = collector.stats();
+    }
+    assert!(
+        shipped(&stats),
+        "(e3) did not ship one batch per 100 of {completed} calls: {stats}"
+    );
+    let rejected = stats["rejected"]
+        .as_object()
+        .map_or(0, |r| r.values().filter_map(Value::as_u64).sum::<u64>());
+    assert_eq!(rejected, 0, "the collector refused (e3)'s batches: {stats}");
 }
 
 /// Those of a process's main thread (its thread id is the process id).

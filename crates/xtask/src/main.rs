@@ -218,7 +218,8 @@ fn build() {
 }
 
 /// The benchmark-only builds, each in its own target dir: the plugin's stage variants (the glue
-/// crate's `stage-*` features) and the empty filter that only makes a capture's host calls.
+/// crate's `stage-*` features) and the empty filter that only makes a capture's host calls, and
+/// the one that also ships them.
 fn build_stages() {
     for stage in bench::STAGES {
         let dir = format!("target/{}", stage.replace(',', "+"));
@@ -229,6 +230,12 @@ fn build_stages() {
         "calls",
         "--target-dir",
         "target/empty-filter-calls",
+    ]));
+    run(wasm_release("empty-filter").args([
+        "--features",
+        "ship",
+        "--target-dir",
+        "target/empty-filter-ship",
     ]));
 }
 
