@@ -260,7 +260,8 @@ fn check_event(n: usize, e: &Value, window: (i64, i64), port: u16) {
 }
 
 /// Waits for all events, checks each, and checks Envoy's counters.
-fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) {
+/// Checks every event and the plugin's stats; returns the stats.
+fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) -> accounting::Stats {
     let c = &stack.collector;
     wait_for(
         "1000 events at the collector",
@@ -318,13 +319,22 @@ fn verify(stack: &Stack, windows: &HashMap<usize, (i64, i64)>, mode: Mode) {
         Some(stats["moesif_batches_sent"]),
         "{stats:?}"
     );
+    stats
+}
+
+/// Every call's `on_log` properties came from one CEL evaluation (`one_by_one` 0), or each from
+/// its own host call.
+fn assert_properties_read(stats: &accounting::Stats, one_by_one: usize) {
+    let read = stats["moesif_calls_properties_read_one_by_one"];
+    assert_eq!(read, one_by_one as u64, "{stats:?}");
 }
 
 #[test]
 fn singleton_captures_every_call_exactly() {
     let stack = stack("singleton", Mode::Singleton);
     let windows = drive(&stack.envoy);
-    verify(&stack, &windows, Mode::Singleton);
+    let stats = verify(&stack, &windows, Mode::Singleton);
+    assert_properties_read(&stats, 0);
     let headers = &stack.collector.stats()["last_headers"];
     assert_eq!(headers["x-moesif-application-id"], "local-demo-app-id");
     assert_eq!(headers["content-encoding"], "gzip");
@@ -345,12 +355,14 @@ fn properties_read_one_by_one_capture_every_call_exactly() {
         .shipper_wasm(e2e::test_build_wasm_path());
     let stack = Stack::start("one-by-one", &opts);
     let windows = drive(&stack.envoy);
-    verify(&stack, &windows, Mode::Singleton);
+    let stats = verify(&stack, &windows, Mode::Singleton);
+    assert_properties_read(&stats, REQUESTS);
 }
 
 #[test]
 fn fallback_without_singleton_captures_every_call_exactly() {
     let stack = stack("fallback", Mode::Fallback);
     let windows = drive(&stack.envoy);
-    verify(&stack, &windows, Mode::Fallback);
+    let stats = verify(&stack, &windows, Mode::Fallback);
+    assert_properties_read(&stats, 0);
 }

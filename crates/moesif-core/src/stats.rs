@@ -43,6 +43,10 @@ pub enum Counter {
     /// Filter: calls left out by Moesif's sampling; never captured, so not part of the
     /// invariant.
     CallsSampledOut,
+    /// Filter: calls whose `on_log` properties took one host call each instead of one CEL
+    /// evaluation: this Envoy evaluates no CEL, or the evaluation failed (no route matched, a
+    /// stream ended before its duration was known). What the calls cost, not what they lost.
+    CallsPropertiesOneByOne,
     /// Batches acknowledged by the collector.
     BatchesSent,
     /// Batch requests that failed (non-2xx, timeout, connect error, dispatch refused).
@@ -56,7 +60,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 21] = [
         Counter::EventsCaptured,
         Counter::EventsEnqueued,
         Counter::EventsEnqueueFailed,
@@ -72,6 +76,7 @@ impl Counter {
         Counter::EventsFormatUnsupported,
         Counter::CallsSkipped,
         Counter::CallsSampledOut,
+        Counter::CallsPropertiesOneByOne,
         Counter::BatchesSent,
         Counter::BatchesFailed,
         Counter::BatchesRetried,
@@ -96,6 +101,7 @@ impl Counter {
             Counter::EventsFormatUnsupported => "moesif_events_format_unsupported",
             Counter::CallsSkipped => "moesif_calls_skipped",
             Counter::CallsSampledOut => "moesif_calls_sampled_out",
+            Counter::CallsPropertiesOneByOne => "moesif_calls_properties_read_one_by_one",
             Counter::BatchesSent => "moesif_batches_sent",
             Counter::BatchesFailed => "moesif_batches_failed",
             Counter::BatchesRetried => "moesif_batches_retried",

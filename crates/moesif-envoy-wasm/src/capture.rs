@@ -296,6 +296,9 @@ impl HttpContext for Capture {
         }
         let mut rec = std::mem::take(&mut self.record);
         let mut properties = Properties::read(self.shared.log_properties.as_ref());
+        if properties.one_by_one() {
+            self.shared.count(Counter::CallsPropertiesOneByOne);
+        }
         rec.start_ns = properties.start_ns();
         rec.duration_ns = properties.duration_ns();
         if !self.peer_read {

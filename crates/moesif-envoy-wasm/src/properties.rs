@@ -55,6 +55,11 @@ impl Properties {
         Properties(expression.and_then(Expression::evaluate))
     }
 
+    /// Whether each property is read with its own host call (no evaluation, or it failed).
+    pub fn one_by_one(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub fn start_ns(&self) -> i64 {
         self.int(|f| f.start_ns, "request\0time")
     }

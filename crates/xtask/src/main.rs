@@ -288,12 +288,17 @@ fn test(args: &TestArgs) {
         "-D",
         "warnings",
     ]));
-    // The plugin as released, and its benchmark variants, which must keep building.
-    for features in std::iter::once("").chain(bench::STAGES) {
+    // The plugin as released, and its benchmark variants, which must keep building; so must
+    // the empty filter's floors.
+    let plugin = std::iter::once("").chain(bench::STAGES);
+    let floors = ["tick", "calls", "ship"];
+    let builds =
+        (plugin.map(|f| ("moesif-envoy-wasm", f))).chain(floors.map(|f| ("empty-filter", f)));
+    for (package, features) in builds {
         run(Command::new("cargo").args([
             "clippy",
             "--package",
-            "moesif-envoy-wasm",
+            package,
             "--target",
             "wasm32-wasip1",
             "--features",
