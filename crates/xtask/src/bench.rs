@@ -240,7 +240,7 @@ fn configs(args: &Args) -> Vec<Config> {
     }
     let ship = e2e::empty_filter_ship_wasm_path();
     v.push(Config {
-        name: "(e3) (e2) + shipped through a queue and a singleton (floor of a capturing, shipping plugin)".into(),
+        name: SHIP_FLOOR.into(),
         opts: Options::new(Mode::Singleton)
             .filter("{}")
             .filter_plugin(ship.clone(), "")
@@ -284,6 +284,11 @@ const STAGE_NAMES: [&str; 3] = [
 
 /// The config every other one's cost is measured from.
 const FLOOR: &str = "(e) empty wasm filter (floor)";
+
+/// What capturing and shipping cost with none of a plugin's own work: what is left above it
+/// is the plugin's own work.
+const SHIP_FLOOR: &str =
+    "(e3) (e2) + shipped through a queue and a singleton (floor of a capturing, shipping plugin)";
 
 /// (h): governance on, identity from a header.
 const GOVERNANCE_CONFIG: &str = r#"{"moesif_application_id": "local-demo-app-id",
@@ -734,6 +739,40 @@ fn beyond_cell(differences: &[f64]) -> String {
     format!("**{:.1}** ({lo:.1}–{hi:.1})", median(differences.to_vec()))
 }
 
+/// Each shipping config less (e3) in the same round: the plugin's own work, which moves far
+/// less between rounds than either config's difference to (e).
+fn own_work(
+    configs: &[Config],
+    workloads: &[Workload],
+    results: &[Vec<Vec<Run>>],
+    ship: usize,
+) -> String {
+    let mut md = String::from("\n| workload | config | **µs/req beyond (e3)**, paired by round (range): the plugin's own work | main thread CPU µs/req beyond (e3) |\n|---|---|---:|---:|\n");
+    for (wi, w) in workloads.iter().enumerate() {
+        let floor = &results[ship][wi];
+        for (ci, c) in configs.iter().enumerate() {
+            let runs = &results[ci][wi];
+            if !c.captures || runs.is_empty() || floor.is_empty() {
+                continue;
+            }
+            let own: Vec<f64> = runs
+                .iter()
+                .zip(floor)
+                .map(|(r, f)| r.cpu_us - f.cpu_us)
+                .collect();
+            let main = |runs: &[Run]| median(runs.iter().map(|r| r.main_us).collect());
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.1} |\n",
+                w.name,
+                c.name,
+                beyond_cell(&own),
+                main(runs) - main(floor)
+            ));
+        }
+    }
+    md
+}
+
 fn range(v: &[f64]) -> (f64, f64) {
     v.iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
@@ -816,6 +855,9 @@ fn report(
                 "rounds": runs.iter().map(|r| json!({"rps": r.rps, "cpu_us": r.cpu_us, "p99_ms": r.p99_ms, "completed": r.completed, "delivered": r.delivered})).collect::<Vec<_>>(),
             }));
         }
+    }
+    if let Some(ship) = configs.iter().position(|c| c.name == SHIP_FLOOR) {
+        md.push_str(&own_work(configs, workloads, results, ship));
     }
     (
         md,
