@@ -149,7 +149,6 @@ fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
     parse_ip(item.trim().trim_matches('"'))
 }
 
-/// An IP from `ip`, `ip:port` or `[v6]:port`.
 /// An address as Envoy gives it (`source.address`, `upstream.address`: one of each per event),
 /// `ip:port` as a rule: that form is tried first, then whatever [`parse_ip`] takes.
 pub(crate) fn parse_address(s: &str) -> Option<IpAddr> {
@@ -160,6 +159,7 @@ pub(crate) fn parse_address(s: &str) -> Option<IpAddr> {
         .or_else(|| parse_ip(s))
 }
 
+/// An IP from `ip`, `ip:port` or `[v6]:port`.
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
     let s = s.trim();
     s.parse::<IpAddr>()
