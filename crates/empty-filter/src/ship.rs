@@ -17,8 +17,8 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 /// The plugin's block size (records per queue message) and its default `batch_max_size`.
-const CALLS_PER_BLOCK: u32 = 64;
-const CALLS_PER_BATCH: u32 = 100;
+const CALLS_PER_BLOCK: usize = moesif_core::forward::MAX_EVENTS;
+const CALLS_PER_BATCH: usize = 100;
 const QUEUE: &str = "floor_ship";
 /// The plugin's `upstream` default; the bench's Envoy points it at the local collector.
 const CLUSTER: &str = "moesif_api";
@@ -26,7 +26,7 @@ const CLUSTER: &str = "moesif_api";
 struct Block {
     queue: Option<u32>,
     bytes: Vec<u8>,
-    calls: u32,
+    calls: usize,
 }
 
 thread_local! {
@@ -68,7 +68,7 @@ pub fn call_done() {
 #[derive(Default)]
 pub struct FloorShipper {
     queue: Option<u32>,
-    calls: u32,
+    calls: usize,
     batch: Vec<u8>,
 }
 
@@ -81,7 +81,7 @@ impl Context for FloorShipper {
 impl RootContext for FloorShipper {
     fn on_configure(&mut self, _: usize) -> bool {
         self.queue = hostcalls::register_shared_queue(QUEUE).ok();
-        let mut batcher = moesif_core::batch::Batcher::new(100, usize::MAX, 0);
+        let mut batcher = moesif_core::batch::Batcher::new(CALLS_PER_BATCH, usize::MAX, 0);
         for event in moesif_core::samples::real_events() {
             batcher.push(&event, 0);
         }

@@ -30,8 +30,8 @@ pub const READS: &[u8] = if cfg!(feature = "test-format-next") {
     &[3]
 };
 
-/// Most records in one queue message.
-const MAX_EVENTS: usize = 64;
+/// Most records in one queue message (the bench's floor shipper uses the same blocks).
+pub const MAX_EVENTS: usize = 64;
 /// A block this large is sent at once, however few records it holds (unless the queue's
 /// bound asks for smaller blocks).
 const MAX_BYTES: usize = 256 * 1024;

@@ -529,7 +529,7 @@ fn measure(
     // A request wrk sent just before it stopped may be counted by a busy worker only now.
     let completed = envoy.completed();
     let measured = completed.saturating_sub(completed_before).max(1) as f64;
-    if c.opts.shipper_wasm == e2e::empty_filter_ship_wasm_path() {
+    if c.name == SHIP_FLOOR {
         check_floor_shipped(collector, completed, args.workers);
     }
     let stats = collector.stats();
@@ -748,11 +748,15 @@ fn own_work(
     ship: usize,
 ) -> String {
     let mut md = String::from("\n| workload | config | **µs/req beyond (e3)**, paired by round (range): the plugin's own work | main thread CPU µs/req beyond (e3) |\n|---|---|---:|---:|\n");
+    let main = |runs: &[Run]| median(runs.iter().map(|r| r.main_us).collect());
     for (wi, w) in workloads.iter().enumerate() {
         let floor = &results[ship][wi];
+        if floor.is_empty() {
+            continue;
+        }
         for (ci, c) in configs.iter().enumerate() {
             let runs = &results[ci][wi];
-            if !c.captures || runs.is_empty() || floor.is_empty() {
+            if !c.captures || runs.is_empty() {
                 continue;
             }
             let own: Vec<f64> = runs
@@ -760,7 +764,6 @@ fn own_work(
                 .zip(floor)
                 .map(|(r, f)| r.cpu_us - f.cpu_us)
                 .collect();
-            let main = |runs: &[Run]| median(runs.iter().map(|r| r.main_us).collect());
             md.push_str(&format!(
                 "| {} | {} | {} | {:.1} |\n",
                 w.name,
